@@ -1,0 +1,2 @@
+//! harness: pcap replay, oracles, throughput search and reports (see issue 6).
+#![forbid(unsafe_code)]
