@@ -1,0 +1,193 @@
+//! A fixed-size hash index from tuples to slab references.
+//!
+//! Open addressing over cache-line buckets of eight slots. Each slot holds a 16-bit tag
+//! (high bits of the hash) and a 32-bit reference (`slab index << 1 | direction`); the
+//! tuple itself lives in the slab, so a tag match is confirmed by comparing the stored tuple.
+//! A key that finds its home bucket full moves on to the next bucket (linear probing);
+//! every bucket it passes counts one more *overflow*, so a lookup stops at the first
+//! bucket whose overflow count is zero and removal needs no tombstones (the F14 scheme).
+//!
+//! The bucket count is a power of two fixed at construction with room for four slots per
+//! connection (two keys each, so at most half the slots are used): nothing grows, nothing
+//! allocates after `new`.
+//!
+//! The hash is a seeded multiply–fold over the packed tuple. It is **not** the NIC's RSS
+//! (Toeplitz) hash and must not be used to choose a queue; it only spreads this table.
+
+use std::net::IpAddr;
+
+use crate::dataplane::types::Tuple;
+
+/// Slots per bucket.
+const SLOTS: usize = 8;
+/// Reference value of an empty slot.
+pub(super) const EMPTY: u32 = u32::MAX;
+
+#[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
+struct Bucket {
+    tags: [u16; SLOTS],
+    refs: [u32; SLOTS],
+    /// How many keys whose probe sequence passed through this bucket live further on.
+    overflow: u32,
+}
+
+impl Bucket {
+    const EMPTY: Bucket = Bucket {
+        tags: [0; SLOTS],
+        refs: [EMPTY; SLOTS],
+        overflow: 0,
+    };
+}
+
+/// The hash of a tuple and the two values taken from it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Hashed {
+    bucket: usize,
+    tag: u16,
+}
+
+/// The index proper. References are opaque `u32`s other than [`EMPTY`].
+#[derive(Debug)]
+pub(super) struct Index {
+    buckets: Vec<Bucket>,
+    mask: usize,
+    seed: u64,
+}
+
+impl Index {
+    /// An index able to hold `2 * capacity` keys at a load of at most one half.
+    pub(super) fn new(capacity: u32, seed: u64) -> Index {
+        let slots_wanted = (capacity as usize).saturating_mul(4).max(SLOTS);
+        let buckets = (slots_wanted / SLOTS).next_power_of_two();
+        Index {
+            buckets: vec![Bucket::EMPTY; buckets],
+            mask: buckets - 1,
+            seed,
+        }
+    }
+
+    /// Number of buckets (a power of two).
+    pub(super) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Hashes a tuple for this index.
+    #[inline]
+    pub(super) fn hash(&self, t: &Tuple) -> Hashed {
+        let h = hash_tuple(t, self.seed);
+        Hashed {
+            bucket: h as usize & self.mask,
+            tag: (h >> 48) as u16,
+        }
+    }
+
+    /// Finds the reference whose key is `t`; `key_of(r)` must return the tuple that `r`
+    /// was inserted under.
+    #[inline]
+    pub(super) fn find(
+        &self,
+        h: Hashed,
+        t: &Tuple,
+        key_of: impl Fn(u32) -> Option<Tuple>,
+    ) -> Option<u32> {
+        let mut b = h.bucket;
+        for _ in 0..self.buckets.len() {
+            let bucket = &self.buckets[b];
+            for i in 0..SLOTS {
+                let r = bucket.refs[i];
+                if bucket.tags[i] == h.tag && r != EMPTY && key_of(r).as_ref() == Some(t) {
+                    return Some(r);
+                }
+            }
+            if bucket.overflow == 0 {
+                return None;
+            }
+            b = (b + 1) & self.mask;
+        }
+        None
+    }
+
+    /// Adds `r` under hash `h`. Returns `false` only if every slot is taken, which the
+    /// sizing in [`Index::new`] rules out while the slab is within its capacity.
+    pub(super) fn insert(&mut self, h: Hashed, r: u32) -> bool {
+        let mut b = h.bucket;
+        for probes in 0..self.buckets.len() {
+            let bucket = &mut self.buckets[b];
+            if let Some(i) = bucket.refs.iter().position(|&x| x == EMPTY) {
+                bucket.refs[i] = r;
+                bucket.tags[i] = h.tag;
+                // Count the overflow on every full bucket passed on the way here.
+                let mut p = h.bucket;
+                for _ in 0..probes {
+                    self.buckets[p].overflow += 1;
+                    p = (p + 1) & self.mask;
+                }
+                return true;
+            }
+            b = (b + 1) & self.mask;
+        }
+        false
+    }
+
+    /// Removes reference `r`, inserted under hash `h`. Returns whether it was present.
+    pub(super) fn remove(&mut self, h: Hashed, r: u32) -> bool {
+        let mut b = h.bucket;
+        for probes in 0..self.buckets.len() {
+            let bucket = &mut self.buckets[b];
+            if let Some(i) = bucket.refs.iter().position(|&x| x == r) {
+                bucket.refs[i] = EMPTY;
+                bucket.tags[i] = 0;
+                let mut p = h.bucket;
+                for _ in 0..probes {
+                    let o = &mut self.buckets[p].overflow;
+                    *o = o.saturating_sub(1);
+                    p = (p + 1) & self.mask;
+                }
+                return true;
+            }
+            if bucket.overflow == 0 {
+                return false;
+            }
+            b = (b + 1) & self.mask;
+        }
+        false
+    }
+}
+
+/// 64×64→128 multiply folded to 64 bits: a fast, well-mixing step (as in wyhash/foldhash).
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = (a as u128).wrapping_mul(b as u128);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+const K0: u64 = 0x243f_6a88_85a3_08d3;
+const K1: u64 = 0x1319_8a2e_0370_7344;
+const K2: u64 = 0xa409_3822_299f_31d0;
+
+/// Seeded hash of a tuple: the table hash, not the RSS hash.
+#[inline]
+pub(super) fn hash_tuple(t: &Tuple, seed: u64) -> u64 {
+    let ports = (t.sport as u64) << 16 | t.dport as u64 | (t.proto.number() as u64) << 32;
+    match (t.src, t.dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            let addrs = (u32::from(s) as u64) << 32 | u32::from(d) as u64;
+            fold_mul(fold_mul(addrs ^ seed ^ K0, ports ^ K1), K2)
+        }
+        (s, d) => {
+            let s = ip_bits(s);
+            let d = ip_bits(d);
+            let h = fold_mul((s as u64) ^ seed ^ K0, ((s >> 64) as u64) ^ K1);
+            let h = fold_mul(h ^ d as u64, ((d >> 64) as u64) ^ K2);
+            fold_mul(h ^ ports ^ (1 << 40), K0)
+        }
+    }
+}
+
+fn ip_bits(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => u32::from(a) as u128,
+        IpAddr::V6(a) => u128::from(a),
+    }
+}

@@ -1,0 +1,181 @@
+//! A single-level hashed timer wheel with lazy rescheduling.
+//!
+//! Time is cut into ticks of [`WheelConfig::tick`]; slot `t % slots` holds the entries due
+//! at tick `t`, as intrusive doubly-linked lists threaded through per-entry `prev`/`next`
+//! arrays, so linking and unlinking are O(1). An entry due beyond one turn of the wheel is
+//! parked in the farthest slot and, when that slot fires before its time, moved on again
+//! (rounds without a counter). Entries are identified by their slab index.
+//!
+//! Invariant: every linked entry's `due` tick lies in `[cur, cur + slots)`, so the slot
+//! for `cur` holds only entries due at `cur`.
+
+use crate::dataplane::types::{Nanos, SECOND};
+
+const NIL: u32 = u32::MAX;
+/// `due` of an entry that is not linked.
+const UNLINKED: u64 = u64::MAX;
+
+/// Shape of the expiry wheel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WheelConfig {
+    /// Length of one slot; a connection expires at most one tick after its deadline.
+    pub tick: Nanos,
+    /// Number of slots, rounded up to a power of two; `tick * slots` is one turn.
+    pub slots: u32,
+}
+
+impl Default for WheelConfig {
+    /// 1/16 s ticks, 4096 slots: one turn is 256 s.
+    fn default() -> Self {
+        WheelConfig {
+            tick: SECOND / 16,
+            slots: 4096,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct Wheel {
+    tick: Nanos,
+    heads: Vec<u32>,
+    mask: u64,
+    prev: Vec<u32>,
+    next: Vec<u32>,
+    due: Vec<u64>,
+    /// The next tick to process.
+    cur: u64,
+    linked: u32,
+}
+
+impl Wheel {
+    /// A wheel for entries `0..capacity`, whose first tick to process is that of `now`.
+    pub(super) fn new(cfg: WheelConfig, capacity: u32, now: Nanos) -> Wheel {
+        let tick = cfg.tick.max(1);
+        let slots = cfg.slots.clamp(2, 1 << 24).next_power_of_two() as usize;
+        let cap = capacity as usize;
+        Wheel {
+            tick,
+            heads: vec![NIL; slots],
+            mask: slots as u64 - 1,
+            prev: vec![NIL; cap],
+            next: vec![NIL; cap],
+            due: vec![UNLINKED; cap],
+            cur: now / tick,
+            linked: 0,
+        }
+    }
+
+    /// Number of slots (one turn).
+    pub(super) fn slots(&self) -> usize {
+        self.heads.len()
+    }
+
+    /// The tick length.
+    pub(super) fn tick(&self) -> Nanos {
+        self.tick
+    }
+
+    /// The first tick at whose start `deadline` has passed: `ceil(deadline / tick)`.
+    #[inline]
+    pub(super) fn tick_of_deadline(&self, deadline: Nanos) -> u64 {
+        deadline.div_ceil(self.tick)
+    }
+
+    /// The tick containing `now`.
+    #[inline]
+    pub(super) fn tick_of_now(&self, now: Nanos) -> u64 {
+        now / self.tick
+    }
+
+    /// The tick at which `idx` is currently scheduled to be looked at (`u64::MAX` if it
+    /// is not linked).
+    #[inline]
+    pub(super) fn due(&self, idx: u32) -> u64 {
+        self.due.get(idx as usize).copied().unwrap_or(u64::MAX)
+    }
+
+    /// Links `idx` (unlinking it first if needed) so that it is looked at on tick `due`, clamped into the
+    /// wheel's window; `floor` raises the lower clamp (used while a slot is being drained).
+    pub(super) fn link(&mut self, idx: u32, due: u64, floor: u64) {
+        let i = idx as usize;
+        if i >= self.due.len() {
+            return;
+        }
+        if self.due[i] != UNLINKED {
+            self.unlink(idx);
+        }
+        let lo = self.cur.max(floor);
+        let hi = self.cur + self.mask; // cur + slots - 1
+        let due = due.clamp(lo, hi.max(lo));
+        let slot = (due & self.mask) as usize;
+        let head = self.heads[slot];
+        self.due[i] = due;
+        self.prev[i] = NIL;
+        self.next[i] = head;
+        if let Some(h) = self.prev.get_mut(head as usize) {
+            *h = idx;
+        }
+        self.heads[slot] = idx;
+        self.linked += 1;
+    }
+
+    /// Unlinks `idx`; does nothing if it is not linked.
+    pub(super) fn unlink(&mut self, idx: u32) {
+        let i = idx as usize;
+        if i >= self.due.len() || self.due[i] == UNLINKED {
+            return;
+        }
+        let (p, n) = (self.prev[i], self.next[i]);
+        match self.next.get_mut(p as usize) {
+            Some(pn) => *pn = n,
+            None => {
+                let slot = (self.due[i] & self.mask) as usize;
+                self.heads[slot] = n;
+            }
+        }
+        if let Some(np) = self.prev.get_mut(n as usize) {
+            *np = p;
+        }
+        self.prev[i] = NIL;
+        self.next[i] = NIL;
+        self.due[i] = UNLINKED;
+        self.linked = self.linked.saturating_sub(1);
+    }
+
+    /// Moves `idx` to tick `due` if that is earlier than where it is now.
+    #[inline]
+    pub(super) fn pull_in(&mut self, idx: u32, due: u64) {
+        if due < self.due(idx) {
+            self.link(idx, due, 0);
+        }
+    }
+
+    /// Unlinks and returns the next entry due at or before tick `now_tick`, stepping over
+    /// at most `*steps` empty slots (decremented as they are passed). The returned entry's
+    /// slot is the one being drained: re-link it with `floor = drain_floor()`.
+    pub(super) fn pop_due(&mut self, now_tick: u64, steps: &mut u32) -> Option<u32> {
+        if self.linked == 0 {
+            // Nothing to walk over: jump straight to the present.
+            self.cur = self.cur.max(now_tick);
+            return None;
+        }
+        while self.cur <= now_tick {
+            let head = self.heads[(self.cur & self.mask) as usize];
+            if head != NIL {
+                self.unlink(head);
+                return Some(head);
+            }
+            if *steps == 0 {
+                return None;
+            }
+            *steps -= 1;
+            self.cur += 1;
+        }
+        None
+    }
+
+    /// The lowest tick an entry popped from the slot being drained may be re-linked at.
+    pub(super) fn drain_floor(&self) -> u64 {
+        self.cur + 1
+    }
+}
