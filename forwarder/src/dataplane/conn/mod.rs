@@ -539,15 +539,19 @@ impl ConnTable {
 
     /// Live connections in slab order.
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
-        self.slab.iter().enumerate().filter(|(_, s)| s.live).map(|(i, s)| {
-            (
-                ConnId {
-                    index: i as u32,
-                    generation: s.generation,
-                },
-                &s.conn,
-            )
-        })
+        self.slab
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.live)
+            .map(|(i, s)| {
+                (
+                    ConnId {
+                        index: i as u32,
+                        generation: s.generation,
+                    },
+                    &s.conn,
+                )
+            })
     }
 
     /// Removes connections idle past their deadline, examining at most `budget` of them
@@ -621,5 +625,547 @@ fn dir_of_ref(r: u32) -> Direction {
         Direction::Inbound
     } else {
         Direction::Outbound
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+    use proptest::prelude::*;
+    use rstest::rstest;
+
+    use super::tcp_flags::{ACK, FIN, RST, SYN};
+    use super::*;
+    use crate::dataplane::types::SECOND;
+    use Direction::{Inbound as In, Outbound as Out};
+
+    const T0: Nanos = 1_000 * SECOND;
+
+    fn v4(a: u32) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(a))
+    }
+
+    /// Connection number `i` of protocol `proto`, FULLNAT-shaped: client i → VIP:80,
+    /// RS → local address (i-dependent) : local port.
+    fn conn(i: u32, proto: Proto) -> Conn {
+        let in_tuple = Tuple {
+            proto,
+            src: v4(0x0a00_0000 + i),
+            sport: 40_000 + (i % 1000) as u16,
+            dst: v4(0xc000_0201),
+            dport: 80,
+        };
+        let out_tuple = Tuple {
+            proto,
+            src: v4(0x0a01_0001),
+            sport: 8080,
+            dst: v4(0x0a02_0000 + i / 60_000),
+            dport: 1025 + (i % 60_000) as u16,
+        };
+        Conn::new(in_tuple, out_tuple)
+    }
+
+    fn table(cap: u32) -> ConnTable {
+        ConnTable::new(ConnTableConfig::new(cap), T0).expect("valid capacity")
+    }
+
+    /// Calls `expire` until it stops finding work, returning how many were removed.
+    fn expire_all(t: &mut ConnTable, now: Nanos) -> u32 {
+        let mut n = 0;
+        loop {
+            let s = t.expire(now, 1024, |_, _| {});
+            n += s.expired;
+            if s.examined == 0 {
+                return n;
+            }
+        }
+    }
+
+    #[test]
+    fn lookup_from_both_directions_finds_same_conn() {
+        let mut t = table(16);
+        let c = conn(1, Proto::Tcp);
+        let id = t.insert(c, T0).unwrap();
+        assert_eq!(t.lookup(&c.in_tuple), Some((id, In)));
+        assert_eq!(t.lookup(&c.out_tuple), Some((id, Out)));
+        assert_eq!(t.lookup(&c.in_tuple.reversed()), None);
+        assert_eq!(t.get(id).unwrap().in_tuple, c.in_tuple);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_lookup() {
+        let mut t = table(16);
+        let a = |x: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, x));
+        let c = Conn::new(
+            Tuple {
+                proto: Proto::Udp,
+                src: a(1),
+                sport: 5000,
+                dst: a(2),
+                dport: 53,
+            },
+            Tuple {
+                proto: Proto::Udp,
+                src: a(3),
+                sport: 53,
+                dst: a(4),
+                dport: 2000,
+            },
+        );
+        let id = t.insert(c, T0).unwrap();
+        assert_eq!(t.lookup(&c.in_tuple), Some((id, In)));
+        assert_eq!(t.lookup(&c.out_tuple), Some((id, Out)));
+        // Same ports and protocol, v4 addresses: another flow.
+        let mut other = c.in_tuple;
+        other.src = v4(1);
+        assert_eq!(t.lookup(&other), None);
+    }
+
+    #[test]
+    fn remove_removes_both_indexes_and_refuses_stale_ids() {
+        let mut t = table(16);
+        let c = conn(1, Proto::Tcp);
+        let id = t.insert(c, T0).unwrap();
+        assert_eq!(t.remove(id).unwrap().in_tuple, c.in_tuple);
+        assert_eq!(t.lookup(&c.in_tuple), None);
+        assert_eq!(t.lookup(&c.out_tuple), None);
+        assert_eq!(t.remove(id), Err(ConnError::NotFound));
+        assert_eq!(t.touch(id, In, ACK, T0), Err(ConnError::NotFound));
+        assert!(t.is_empty());
+        // The slot is reused under a new generation; the old id stays dead.
+        let id2 = t.insert(conn(2, Proto::Tcp), T0).unwrap();
+        assert_eq!(id2.index(), id.index());
+        assert!(t.get(id).is_none());
+        assert!(t.get(id2).is_some());
+        // Nothing fires for the removed connection.
+        assert_eq!(expire_all(&mut t, T0 + 10 * SECOND), 1);
+    }
+
+    #[test]
+    fn duplicates_are_refused() {
+        let mut t = table(16);
+        let c = conn(1, Proto::Tcp);
+        t.insert(c, T0).unwrap();
+        assert_eq!(t.insert(c, T0), Err(ConnError::Exists));
+        let mut same_in = conn(2, Proto::Tcp);
+        same_in.in_tuple = c.in_tuple;
+        assert_eq!(t.insert(same_in, T0), Err(ConnError::Exists));
+        let mut same_out = conn(2, Proto::Tcp);
+        same_out.out_tuple = c.out_tuple;
+        assert_eq!(t.insert(same_out, T0), Err(ConnError::Exists));
+        // A new connection's inbound tuple equal to an existing outbound tuple.
+        let mut crossed = conn(2, Proto::Tcp);
+        crossed.in_tuple = c.out_tuple;
+        assert_eq!(t.insert(crossed, T0), Err(ConnError::Exists));
+        let mut selfish = conn(3, Proto::Tcp);
+        selfish.out_tuple = selfish.in_tuple;
+        assert_eq!(t.insert(selfish, T0), Err(ConnError::Exists));
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn bad_capacity() {
+        let cfg = |c| ConnTableConfig::new(c);
+        assert_eq!(
+            ConnTable::new(cfg(0), 0).unwrap_err(),
+            ConnError::BadCapacity
+        );
+        assert_eq!(
+            ConnTable::new(cfg(MAX_CAPACITY + 1), 0).unwrap_err(),
+            ConnError::BadCapacity
+        );
+    }
+
+    #[rstest]
+    #[case(1)]
+    #[case(7)]
+    #[case(1000)]
+    fn full_table_refuses_and_keeps_existing(#[case] cap: u32) {
+        let mut t = table(cap);
+        let ids: Vec<_> = (0..cap)
+            .map(|i| t.insert(conn(i, Proto::Tcp), T0).unwrap())
+            .collect();
+        assert_eq!(
+            t.insert(conn(cap, Proto::Tcp), T0),
+            Err(ConnError::TableFull)
+        );
+        assert_eq!(t.len(), cap);
+        for (i, id) in ids.iter().enumerate() {
+            let c = conn(i as u32, Proto::Tcp);
+            assert_eq!(t.lookup(&c.in_tuple), Some((*id, In)));
+            assert_eq!(t.lookup(&c.out_tuple), Some((*id, Out)));
+        }
+        // State NONE: 2 s. After expiry there is room again.
+        assert_eq!(expire_all(&mut t, T0 + 2 * SECOND), cap);
+        assert!(t.is_empty());
+        for i in 0..cap {
+            t.insert(conn(cap + i, Proto::Tcp), T0 + 3 * SECOND)
+                .unwrap();
+        }
+        assert_eq!(t.len(), cap);
+    }
+
+    /// Packets that bring a fresh TCP connection to each state.
+    const ESTABLISH: [(Direction, u8); 3] = [(In, SYN), (Out, SYN | ACK), (In, ACK)];
+
+    #[rstest]
+    #[case::none(&[], TcpState::None, 2)]
+    #[case::syn_recv(&[(In, SYN)], TcpState::SynRecv, 30)]
+    #[case::syn_sent(&[(Out, SYN)], TcpState::SynSent, 3)]
+    #[case::established(&ESTABLISH, TcpState::Established, 90)]
+    #[case::close_wait(&[ESTABLISH[0], ESTABLISH[1], ESTABLISH[2], (In, FIN | ACK)], TcpState::CloseWait, 7)]
+    #[case::fin_wait(&[ESTABLISH[0], ESTABLISH[1], ESTABLISH[2], (Out, FIN | ACK)], TcpState::FinWait, 7)]
+    #[case::time_wait(&[ESTABLISH[0], ESTABLISH[1], ESTABLISH[2], (In, FIN | ACK), (Out, FIN | ACK)], TcpState::TimeWait, 7)]
+    #[case::close(&[ESTABLISH[0], ESTABLISH[1], ESTABLISH[2], (In, RST)], TcpState::Close, 3)]
+    fn tcp_state_expires_on_time(
+        #[case] packets: &[(Direction, u8)],
+        #[case] state: TcpState,
+        #[case] secs: u64,
+    ) {
+        check_expiry(conn(5, Proto::Tcp), packets, state, secs);
+    }
+
+    #[rstest]
+    #[case::last_ack(TcpState::LastAck, 7)]
+    #[case::listen(TcpState::Listen, 120)]
+    #[case::synack(TcpState::SynAck, 30)]
+    fn tcp_state_without_handshake_expires_on_time(#[case] state: TcpState, #[case] secs: u64) {
+        let mut c = conn(5, Proto::Tcp);
+        c.state = state;
+        check_expiry(c, &[], state, secs);
+    }
+
+    #[rstest]
+    #[case::udp_oneway(Proto::Udp, &[(In, 0), (In, 0)], 60)]
+    #[case::udp_replied(Proto::Udp, &[(In, 0), (Out, 0), (In, 0)], 300)]
+    #[case::icmp(Proto::Icmp, &[(In, 0), (Out, 0)], 60)]
+    fn other_protocols_expire_on_time(
+        #[case] proto: Proto,
+        #[case] packets: &[(Direction, u8)],
+        #[case] secs: u64,
+    ) {
+        check_expiry(conn(9, proto), packets, TcpState::None, secs);
+    }
+
+    /// Inserts `c`, plays `packets` one second apart, checks the state, then runs the
+    /// expiry every tick: nothing may expire before `secs` after the last packet minus
+    /// one tick, and it must be gone one tick after.
+    fn check_expiry(c: Conn, packets: &[(Direction, u8)], state: TcpState, secs: u64) {
+        let mut t = table(8);
+        let tick = t.tick();
+        let id = t.insert(c, T0).unwrap();
+        let mut now = T0;
+        for &(dir, flags) in packets {
+            now += SECOND;
+            t.expire(now, 64, |_, _| {});
+            t.touch(id, dir, flags, now).unwrap();
+        }
+        assert_eq!(t.get(id).unwrap().state, state);
+        let deadline = now + secs * SECOND;
+        let mut at = now;
+        let mut gone_at = None;
+        while at <= deadline + tick {
+            t.expire(at, 64, |eid, _| {
+                assert_eq!(eid, id);
+                gone_at = Some(at);
+            });
+            if gone_at.is_some() {
+                break;
+            }
+            at += tick;
+        }
+        let gone_at = gone_at.expect("expired within one tick of its deadline");
+        assert!(
+            gone_at > deadline - tick,
+            "expired early at {gone_at} < {deadline}"
+        );
+        assert!(t.is_empty());
+        assert_eq!(t.state_counts().iter().sum::<u32>(), 0);
+    }
+
+    #[test]
+    fn touched_conn_does_not_expire() {
+        let mut t = table(8);
+        let c = conn(1, Proto::Tcp);
+        let id = t.insert(c, T0).unwrap();
+        for (i, &(dir, flags)) in ESTABLISH.iter().enumerate() {
+            t.touch(id, dir, flags, T0 + i as u64).unwrap();
+        }
+        let mut last = T0;
+        // Ten minutes of one packet every 60 s, expiry run every second.
+        for s in 1..=600 {
+            let now = T0 + s * SECOND;
+            if s % 60 == 0 {
+                t.touch(id, In, ACK, now).unwrap();
+                last = now;
+            }
+            assert_eq!(t.expire(now, 64, |_, _| {}).expired, 0, "at {s} s");
+        }
+        assert!(t.get(id).is_some());
+        assert_eq!(expire_all(&mut t, last + 89 * SECOND), 0);
+        assert_eq!(expire_all(&mut t, last + 90 * SECOND), 1);
+    }
+
+    #[test]
+    fn shorter_timeout_moves_the_deadline_in() {
+        let mut t = table(8);
+        let id = t.insert(conn(1, Proto::Tcp), T0).unwrap();
+        for &(dir, flags) in &ESTABLISH {
+            t.touch(id, dir, flags, T0).unwrap();
+        }
+        let r = t.touch(id, Out, RST, T0 + SECOND).unwrap();
+        assert_eq!(
+            (r.old, r.new, r.changed(), r.active_delta()),
+            (TcpState::Established, TcpState::Close, true, -1)
+        );
+        assert_eq!(expire_all(&mut t, T0 + 3 * SECOND), 0);
+        assert_eq!(expire_all(&mut t, T0 + 4 * SECOND), 1);
+    }
+
+    #[test]
+    fn touch_reports_state_changes_and_counts() {
+        let mut t = table(8);
+        let id = t.insert(conn(1, Proto::Tcp), T0).unwrap();
+        assert_eq!(t.state_counts()[TcpState::None.index()], 1);
+        let r = t.touch(id, In, SYN, T0).unwrap();
+        assert_eq!(
+            (r.new, r.changed(), r.active_delta()),
+            (TcpState::SynRecv, true, 0)
+        );
+        let r = t.touch(id, Out, SYN | ACK, T0).unwrap();
+        assert!(!r.changed());
+        let r = t.touch(id, In, ACK, T0).unwrap();
+        assert_eq!((r.new, r.active_delta()), (TcpState::Established, 1));
+        assert_eq!(t.state_counts()[TcpState::Established.index()], 1);
+        assert_eq!(t.state_counts().iter().sum::<u32>(), 1);
+        let c = t.get(id).unwrap();
+        assert_eq!((c.counters.packets_in, c.counters.packets_out), (2, 1));
+        assert!(c.flags.contains(ConnFlags::REPLIED));
+        let u = t.insert(conn(2, Proto::Udp), T0).unwrap();
+        let r = t.touch(u, Out, 0, T0).unwrap();
+        assert!(!r.changed());
+        assert_eq!(
+            t.state_counts().iter().sum::<u32>(),
+            1,
+            "UDP is not counted per state"
+        );
+    }
+
+    #[test]
+    fn expiry_work_is_bounded() {
+        let n = 10_000;
+        let mut t = table(n);
+        for i in 0..n {
+            t.insert(conn(i, Proto::Tcp), T0).unwrap();
+        }
+        let now = T0 + 2 * SECOND;
+        let mut calls = 0;
+        let mut removed = 0;
+        while !t.is_empty() {
+            let mut seen = 0;
+            let s = t.expire(now, 64, |_, _| seen += 1);
+            assert!(s.examined <= 64 && s.expired <= 64 && seen == s.expired);
+            removed += s.expired;
+            calls += 1;
+            assert!(calls <= n / 64 + 2, "made no progress");
+        }
+        assert_eq!(removed, n);
+        assert_eq!(calls, n.div_ceil(64));
+    }
+
+    #[test]
+    fn catches_up_after_a_long_gap() {
+        let mut t = table(64);
+        for i in 0..64 {
+            let id = t
+                .insert(
+                    conn(i, if i % 2 == 0 { Proto::Tcp } else { Proto::Udp }),
+                    T0,
+                )
+                .unwrap();
+            t.touch(id, Out, ACK, T0).unwrap();
+        }
+        // Nothing called expire for an hour: far more than one turn of the wheel.
+        let late = T0 + 3600 * SECOND;
+        let mut calls = 0;
+        while !t.is_empty() {
+            t.expire(late, 8, |_, _| {});
+            calls += 1;
+            assert!(calls < 100);
+        }
+        // And new connections still expire on time afterwards.
+        t.insert(conn(100, Proto::Tcp), late).unwrap();
+        assert_eq!(expire_all(&mut t, late + SECOND), 0);
+        assert_eq!(expire_all(&mut t, late + 2 * SECOND), 1);
+    }
+
+    #[test]
+    fn remove_if_sweeps_a_real_server() {
+        let mut t = table(100);
+        for i in 0..100 {
+            let mut c = conn(i, Proto::Tcp);
+            c.rs_index = i % 4;
+            t.insert(c, T0).unwrap();
+        }
+        let mut seen = 0;
+        assert_eq!(
+            t.remove_if(
+                |c| c.rs_index == 2,
+                |_, c| {
+                    assert_eq!(c.rs_index, 2);
+                    seen += 1;
+                }
+            ),
+            25
+        );
+        assert_eq!((seen, t.len()), (25, 75));
+        assert!(t
+            .iter()
+            .all(|(id, c)| c.rs_index != 2 && t.get(id) == Some(c)));
+        assert_eq!(expire_all(&mut t, T0 + 2 * SECOND), 75);
+    }
+
+    #[test]
+    fn many_colliding_buckets_still_work() {
+        // A tiny capacity forces overflow chains across the few buckets there are.
+        let cap = 64;
+        let mut t = table(cap);
+        for round in 0..20 {
+            let base = round * cap;
+            let ids: Vec<_> = (0..cap)
+                .map(|i| t.insert(conn(base + i, Proto::Tcp), T0).unwrap())
+                .collect();
+            for (i, id) in ids.iter().enumerate().step_by(3) {
+                t.remove(*id).unwrap();
+                assert_eq!(t.lookup(&conn(base + i as u32, Proto::Tcp).in_tuple), None);
+            }
+            for (i, id) in ids.iter().enumerate() {
+                let c = conn(base + i as u32, Proto::Tcp);
+                let found = t.lookup(&c.out_tuple);
+                if i % 3 == 0 {
+                    assert_eq!(found, None);
+                } else {
+                    assert_eq!(found, Some((*id, Out)));
+                    t.remove(*id).unwrap();
+                }
+            }
+            assert!(t.is_empty());
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(u32),
+        Lookup(u32),
+        Remove(u32),
+        Touch(u32, bool, u8),
+        Advance(u64),
+        Expire(u32),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0..48u32).prop_map(Op::Insert),
+            2 => (0..48u32).prop_map(Op::Lookup),
+            1 => (0..48u32).prop_map(Op::Remove),
+            3 => (0..48u32, any::<bool>(), prop::sample::select(vec![0, SYN, ACK, SYN | ACK, FIN | ACK, RST])).prop_map(|(k, o, f)| Op::Touch(k, o, f)),
+            2 => (0..40 * SECOND).prop_map(Op::Advance),
+            2 => prop_oneof![Just(u32::MAX), 1..4u32].prop_map(Op::Expire),
+        ]
+    }
+
+    /// The model: key → (id, conn as the table should hold it).
+    type Model = HashMap<u32, (ConnId, Conn)>;
+
+    fn model_conn(k: u32) -> Conn {
+        conn(k, if k % 3 == 0 { Proto::Udp } else { Proto::Tcp })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn agrees_with_a_hashmap_model(ops in prop::collection::vec(op(), 1..200), cap in 1..40u32) {
+            let mut t = table(cap);
+            let tick = t.tick();
+            let timeouts = Timeouts::default();
+            let mut model = Model::new();
+            let mut now = T0;
+            for op in ops {
+                match op {
+                    Op::Insert(k) => {
+                        let r = t.insert(model_conn(k), now);
+                        if model.contains_key(&k) {
+                            prop_assert_eq!(r, Err(ConnError::Exists));
+                        } else if model.len() as u32 == cap {
+                            prop_assert_eq!(r, Err(ConnError::TableFull));
+                        } else {
+                            let id = r.unwrap();
+                            let mut c = model_conn(k);
+                            c.last_seen = now;
+                            c.expires = now + c.timeout(&timeouts);
+                            prop_assert_eq!(t.get(id), Some(&c));
+                            model.insert(k, (id, c));
+                        }
+                    }
+                    Op::Lookup(k) => {
+                        let c = model_conn(k);
+                        let want = model.get(&k).map(|e| e.0);
+                        prop_assert_eq!(t.lookup(&c.in_tuple), want.map(|id| (id, In)));
+                        prop_assert_eq!(t.lookup(&c.out_tuple), want.map(|id| (id, Out)));
+                    }
+                    Op::Remove(k) => match model.remove(&k) {
+                        Some((id, c)) => prop_assert_eq!(t.remove(id), Ok(c)),
+                        None => prop_assert_eq!(t.lookup(&model_conn(k).in_tuple), None),
+                    },
+                    Op::Touch(k, out, flags) => {
+                        if let Some((id, c)) = model.get_mut(&k) {
+                            let dir = if out { Out } else { In };
+                            let old = c.state;
+                            if c.proto() == Proto::Tcp {
+                                c.state = old.next(dir, flags);
+                            }
+                            if out {
+                                c.flags.insert(ConnFlags::REPLIED);
+                                c.counters.packets_out += 1;
+                            } else {
+                                c.counters.packets_in += 1;
+                            }
+                            c.last_seen = now;
+                            c.expires = now + c.timeout(&timeouts);
+                            prop_assert_eq!(t.touch(*id, dir, flags, now), Ok(Touched { old, new: c.state }));
+                            prop_assert_eq!(t.get(*id), Some(&*c));
+                        }
+                    }
+                    Op::Advance(d) => now += d,
+                    Op::Expire(budget) => {
+                        let limit = now / tick * tick;
+                        let mut gone = Vec::new();
+                        let s = t.expire(now, budget, |id, c| gone.push((id, *c)));
+                        prop_assert!(s.examined <= budget && s.expired == gone.len() as u32);
+                        for (id, c) in gone {
+                            prop_assert!(c.expires <= limit);
+                            let k = model.iter().find(|(_, e)| e.0 == id).map(|(k, _)| *k);
+                            prop_assert!(k.is_some(), "expired an unknown id");
+                            if let Some(k) = k {
+                                prop_assert_eq!(model.remove(&k).map(|e| e.1), Some(c));
+                            }
+                        }
+                        if budget == u32::MAX {
+                            // Unlimited budget: everything due is gone, nothing else is.
+                            for (_, c) in model.values() {
+                                prop_assert!(c.expires > limit);
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(t.len() as usize, model.len());
+                let tcp = model.values().filter(|e| e.1.proto() == Proto::Tcp).count();
+                prop_assert_eq!(t.state_counts().iter().sum::<u32>() as usize, tcp);
+            }
+        }
     }
 }

@@ -118,8 +118,8 @@ const EV_ACK: usize = 2;
 const EV_RST: usize = 3;
 
 use TcpState::{
-    CloseWait as CW, Close as CL, Established as ES, FinWait as FW, LastAck as LA,
-    Listen as LI, SynRecv as SR, SynSent as SS, TimeWait as TW,
+    Close as CL, CloseWait as CW, Established as ES, FinWait as FW, LastAck as LA, Listen as LI,
+    SynRecv as SR, SynSent as SS, TimeWait as TW,
 };
 
 /// Transitions for segments from the client (LVS "input"), rows SYN, FIN, ACK, RST,
