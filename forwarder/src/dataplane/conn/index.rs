@@ -191,3 +191,79 @@ fn ip_bits(a: IpAddr) -> u128 {
         IpAddr::V6(a) => u128::from(a),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    use super::*;
+    use crate::dataplane::types::Proto;
+
+    fn t(src: IpAddr, sport: u16) -> Tuple {
+        Tuple {
+            proto: Proto::Tcp,
+            src,
+            sport,
+            dst: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+            dport: 80,
+        }
+    }
+
+    #[test]
+    fn hash_depends_on_seed_family_and_every_field() {
+        let a = t(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 1000);
+        let h = hash_tuple(&a, 1);
+        assert_ne!(h, hash_tuple(&a, 2));
+        assert_ne!(h, hash_tuple(&a.reversed(), 1));
+        assert_ne!(h, hash_tuple(&t(a.src, 1001), 1));
+        let mut udp = a;
+        udp.proto = Proto::Udp;
+        assert_ne!(h, hash_tuple(&udp, 1));
+        let mapped = IpAddr::V6(Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped());
+        assert_ne!(h, hash_tuple(&t(mapped, 1000), 1));
+        let v6 = t(IpAddr::V6(Ipv6Addr::LOCALHOST), 1000);
+        assert_ne!(
+            hash_tuple(&v6, 1),
+            hash_tuple(&t(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 1000), 1)
+        );
+    }
+
+    #[test]
+    fn sized_for_half_load() {
+        assert_eq!(Index::new(1, 0).bucket_count(), 1);
+        assert_eq!(Index::new(1000, 0).bucket_count(), 512);
+        assert_eq!(Index::new(1 << 21, 0).bucket_count(), 1 << 20);
+    }
+
+    #[test]
+    fn overflow_chains_survive_removal() {
+        // One bucket's worth of keys forced into the same home bucket of a 4-bucket index.
+        let mut idx = Index::new(8, 0);
+        let h = Hashed { bucket: 1, tag: 7 };
+        for r in 0..20 {
+            assert!(idx.insert(h, r));
+        }
+        let all = |idx: &Index, r: u32| {
+            idx.find(h, &t(IpAddr::V4(Ipv4Addr::from(r)), 0), |x| {
+                Some(t(IpAddr::V4(Ipv4Addr::from(x)), 0))
+            })
+        };
+        for r in 0..20 {
+            assert_eq!(all(&idx, r), Some(r));
+        }
+        for r in (0..20).step_by(2) {
+            assert!(idx.remove(h, r));
+            assert!(!idx.remove(h, r));
+        }
+        for r in 0..20 {
+            assert_eq!(all(&idx, r), (r % 2 == 1).then_some(r));
+        }
+        for r in (1..20).step_by(2) {
+            assert!(idx.remove(h, r));
+        }
+        assert!(idx
+            .buckets
+            .iter()
+            .all(|b| b.overflow == 0 && b.refs == [EMPTY; SLOTS]));
+    }
+}

@@ -485,7 +485,7 @@ impl ConnTable {
         let new = conn.state;
         conn.last_seen = now;
         conn.expires = now.saturating_add(conn.timeout(&self.timeouts));
-        let due = self.wheel.tick_of_deadline(conn.expires);
+        let deadline = conn.expires;
         if let Some(c) = slot.counted {
             if c != new {
                 self.state_counts[c.index()] = self.state_counts[c.index()].saturating_sub(1);
@@ -495,7 +495,7 @@ impl ConnTable {
         }
         // Lazy rescheduling: a later deadline is found when the old slot fires; an
         // earlier one (e.g. ESTABLISHED → CLOSE) must move the entry now.
-        self.wheel.pull_in(id.index, due);
+        self.wheel.pull_in(id.index, deadline);
         Ok(Touched { old, new })
     }
 

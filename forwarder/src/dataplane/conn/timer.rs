@@ -142,11 +142,19 @@ impl Wheel {
         self.linked = self.linked.saturating_sub(1);
     }
 
-    /// Moves `idx` to tick `due` if that is earlier than where it is now.
+    /// Moves `idx` earlier if `deadline` falls before the tick it is linked at; a later
+    /// deadline is left for the slot to find when it fires (lazy rescheduling). The common
+    /// case — a later deadline — costs one multiply, no division.
     #[inline]
-    pub(super) fn pull_in(&mut self, idx: u32, due: u64) {
-        if due < self.due(idx) {
-            self.link(idx, due, 0);
+    pub(super) fn pull_in(&mut self, idx: u32, deadline: Nanos) {
+        let due = self.due(idx);
+        if due == UNLINKED {
+            return;
+        }
+        // ceil(deadline / tick) < due  <=>  deadline <= (due - 1) * tick
+        if due > 0 && deadline <= (due - 1).saturating_mul(self.tick) {
+            let d = self.tick_of_deadline(deadline);
+            self.link(idx, d, 0);
         }
     }
 
