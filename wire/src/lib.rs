@@ -30,7 +30,7 @@ pub use ethernet::{Address as EthernetAddress, EtherType, Frame as EthernetFrame
 //pub use icmpv6::{Message as Icmpv6Message, Packet as Icmpv6Packet};
 pub use ip::IpProtocol;
 pub use ipv4::Packet as Ipv4Packet;
-//pub use ipv6::{FragmentInfo as Ipv6FragmentInfo, Packet as Ipv6Packet, UpperLayer};
+pub use ipv6::{FragmentInfo as Ipv6FragmentInfo, Packet as Ipv6Packet, UpperLayer};
 pub use tcp::{Flags as TcpFlags, OptionIter as TcpOptionIter, Packet as TcpPacket, TcpOption};
 pub use udp::Packet as UdpPacket;
 
