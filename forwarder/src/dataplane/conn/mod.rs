@@ -1081,7 +1081,11 @@ mod tests {
     type Model = HashMap<u32, (ConnId, Conn)>;
 
     fn model_conn(k: u32) -> Conn {
-        conn(k, if k % 3 == 0 { Proto::Udp } else { Proto::Tcp })
+        let proto = match k % 3 {
+            0 => Proto::Udp,
+            _ => Proto::Tcp,
+        };
+        conn(k, proto)
     }
 
     proptest! {
