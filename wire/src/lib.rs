@@ -23,11 +23,11 @@ pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
-//pub use arp::{Operation as ArpOperation, Packet as ArpPacket};
+pub use arp::{Operation as ArpOperation, Packet as ArpPacket};
 pub use checksum::ChecksumCaps;
 pub use ethernet::{Address as EthernetAddress, EtherType, Frame as EthernetFrame};
-//pub use icmpv4::{Message as Icmpv4Message, Packet as Icmpv4Packet};
-//pub use icmpv6::{Message as Icmpv6Message, Packet as Icmpv6Packet};
+pub use icmpv4::{Message as Icmpv4Message, Packet as Icmpv4Packet};
+pub use icmpv6::{Message as Icmpv6Message, Packet as Icmpv6Packet};
 pub use ip::IpProtocol;
 pub use ipv4::Packet as Ipv4Packet;
 pub use ipv6::{FragmentInfo as Ipv6FragmentInfo, Packet as Ipv6Packet, UpperLayer};
