@@ -6,6 +6,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
 
 use criterion::{criterion_group, criterion_main, Criterion};
+
 use forwarder::dataplane::laddr::{LaddrPool, PortPolicy, DEFAULT_MAX_SCAN};
 use forwarder::dataplane::rss::{HashTypes, Reta, RssKey, RssModel};
 use forwarder::dataplane::sched::{Backend, SchedKind, Scheduler};
