@@ -11,6 +11,7 @@
 //! - [`lcore::launch`] runs a Rust closure on a worker lcore; a panic there comes back as
 //!   an [`Error::WorkerPanicked`] from `join`.
 
+pub mod bench;
 pub mod eal;
 pub mod error;
 pub mod flow;
