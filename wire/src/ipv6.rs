@@ -386,7 +386,7 @@ pub(crate) mod tests {
 
     /// UDP over IPv6 behind an Authentication Header with a 12-byte ICV.
     #[rustfmt::skip]
-    static AH_UDP: [u8; 72] = [
+    pub(crate) static AH_UDP: [u8; 72] = [
         // version 6, traffic class 0, flow label 0
         0x60, 0x00, 0x00, 0x00,
         // payload length 32, next header AH, hop limit 255

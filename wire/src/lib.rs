@@ -66,3 +66,164 @@ impl std::error::Error for Error {}
 
 /// The result of parsing: `Ok` or one of the [`Error`] kinds.
 pub type Result<T> = core::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::*;
+
+    /// Ethernet header, 52:54:00:ab:cd:ef -> 52:54:00:12:34:56, with `ethertype`.
+    fn ethernet(ethertype: u16, vlan: Option<u16>, payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![
+            0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef,
+        ];
+        if let Some(tci) = vlan {
+            frame.extend_from_slice(&EtherType::VLAN.0.to_be_bytes());
+            frame.extend_from_slice(&tci.to_be_bytes());
+        }
+        frame.extend_from_slice(&ethertype.to_be_bytes());
+        frame.extend_from_slice(payload);
+        frame
+    }
+
+    fn ipv4_icmp(icmp: &[u8]) -> Vec<u8> {
+        let mut packet = vec![0u8; 20];
+        let mut ip = Ipv4Packet::new_unchecked(&mut packet[..]);
+        ip.set_version(4);
+        ip.set_header_len(20);
+        ip.set_total_len((20 + icmp.len()) as u16);
+        ip.set_ttl(64);
+        ip.set_protocol(IpProtocol::ICMP);
+        ip.set_src_addr([10, 0, 0, 254].into());
+        ip.set_dst_addr([192, 168, 1, 10].into());
+        ip.fill_checksum();
+        packet.extend_from_slice(icmp);
+        packet
+    }
+
+    #[test]
+    fn whole_frame_down_to_tcp_options() {
+        let frame = ethernet(0x0800, None, &ipv4::tests::SYN_PACKET);
+        let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!(eth.effective_ethertype(), EtherType::IPV4);
+        let ip = Ipv4Packet::new_checked(eth.payload()).unwrap();
+        assert!(ip.verify_checksum());
+        let tcp = TcpPacket::new_checked(ip.payload()).unwrap();
+        let (src, dst) = (IpAddr::from(ip.src_addr()), IpAddr::from(ip.dst_addr()));
+        assert!(tcp.verify_checksum(src, dst));
+        assert_eq!(tcp.mss(), Ok(Some(1460)));
+    }
+
+    #[test]
+    fn whole_frame_vlan_ipv6_ext_headers() {
+        let frame = ethernet(0x86dd, Some(0x0064), &ipv6::tests::EXT_CHAIN);
+        let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!(eth.vlan_id(), Some(100));
+        let ip = Ipv6Packet::new_checked(eth.payload()).unwrap();
+        let (upper, data) = ip.upper_layer_data().unwrap();
+        assert_eq!(upper.protocol, IpProtocol::TCP);
+        let tcp = TcpPacket::new_checked(data).unwrap();
+        assert_eq!((tcp.src_port(), tcp.dst_port()), (443, 50000));
+    }
+
+    #[test]
+    fn error_display() {
+        assert!(Error::Truncated.to_string().contains("truncated"));
+        assert_eq!(IpProtocol::TCP.to_string(), "TCP");
+        assert_eq!(IpProtocol(253).to_string(), "protocol 253");
+        assert_eq!(ip::version(&[0x45]), Some(4));
+        assert_eq!(ip::version(&[]), None);
+    }
+
+    /// Writes the fuzz seed corpus from the fixtures above. Run it by hand after changing
+    /// a fixture: `cargo test -p l4lab-wire -- --ignored write_fuzz_seed_corpus`.
+    #[test]
+    #[ignore = "writes files into wire/fuzz/corpus"]
+    fn write_fuzz_seed_corpus() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        let seeds: [(&str, &str, Vec<u8>); 16] = [
+            (
+                "ethernet_ipv4_tcp_udp",
+                "ipv4_tcp_syn",
+                ethernet(0x0800, None, &ipv4::tests::SYN_PACKET),
+            ),
+            (
+                "ethernet_ipv4_tcp_udp",
+                "ipv4_udp_padded",
+                ethernet(0x0800, None, &ipv4::tests::UDP_PACKET),
+            ),
+            (
+                "ethernet_ipv4_tcp_udp",
+                "vlan_ipv6_ext_tcp",
+                ethernet(0x86dd, Some(0x0064), &ipv6::tests::EXT_CHAIN),
+            ),
+            (
+                "ethernet_ipv4_tcp_udp",
+                "ipv6_ah_udp",
+                ethernet(0x86dd, None, &ipv6::tests::AH_UDP),
+            ),
+            (
+                "ethernet_ipv4_tcp_udp",
+                "arp_request",
+                ethernet(0x0806, None, &arp::tests::REQUEST),
+            ),
+            (
+                "ethernet_ipv4_tcp_udp",
+                "ipv4_icmp_frag_needed",
+                ethernet(0x0800, None, &ipv4_icmp(&icmpv4::tests::FRAG_NEEDED)),
+            ),
+            (
+                "ipv6_exthdr",
+                "hbh_route_frag_dstopts_tcp",
+                ipv6::tests::EXT_CHAIN.to_vec(),
+            ),
+            ("ipv6_exthdr", "ah_udp", ipv6::tests::AH_UDP.to_vec()),
+            (
+                "ipv6_exthdr",
+                "quoted_in_pkt_too_big",
+                icmpv6::tests::PKT_TOO_BIG[8..].to_vec(),
+            ),
+            (
+                "tcp_options",
+                "syn_mss_sack_ts_ws",
+                tcp::tests::SYN_SEGMENT.to_vec(),
+            ),
+            (
+                "tcp_options",
+                "odd_mss_sack_unknown",
+                tcp::tests::ODD_OPTIONS.to_vec(),
+            ),
+            (
+                "tcp_options",
+                "options_only",
+                tcp::tests::SYN_SEGMENT[20..].to_vec(),
+            ),
+            (
+                "icmp_inner",
+                "v4_frag_needed",
+                icmpv4::tests::FRAG_NEEDED.to_vec(),
+            ),
+            (
+                "icmp_inner",
+                "v4_echo",
+                icmpv4::tests::ECHO_REQUEST.to_vec(),
+            ),
+            (
+                "icmp_inner",
+                "v6_pkt_too_big",
+                icmpv6::tests::PKT_TOO_BIG.to_vec(),
+            ),
+            (
+                "icmp_inner",
+                "v6_echo",
+                icmpv6::tests::ECHO_REQUEST.to_vec(),
+            ),
+        ];
+        for (target, name, bytes) in seeds {
+            let dir = root.join(target);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    }
+}

@@ -660,7 +660,7 @@ pub(crate) mod tests {
     /// An ACK carrying SACK blocks, an unknown option and two payload bytes; the MSS
     /// value sits at an odd offset after a single NOP (checksum not filled in).
     #[rustfmt::skip]
-    static ODD_OPTIONS: [u8; 50] = [
+    pub(crate) static ODD_OPTIONS: [u8; 50] = [
         // source port 80, destination port 50082
         0x00, 0x50, 0xc3, 0xa2,
         // sequence number 1
