@@ -21,6 +21,7 @@ pub mod mempool;
 pub mod port;
 pub mod ring;
 pub mod ringport;
+pub mod telemetry;
 pub mod tsc;
 
 pub use eal::{Eal, EalBuilder};

@@ -147,6 +147,22 @@ impl Mbuf {
     #[inline]
     pub fn append(&mut self, len: usize) -> Result<&mut [u8], NoRoom> {
         let len16 = u16::try_from(len).map_err(|_| NoRoom)?;
+        if self.raw().nb_segs == 1 {
+            // Single segment (every packet l4lab builds): done here, without a call.
+            // SAFETY: valid mbuf exclusively owned by self; plain integer fields.
+            let m = unsafe { self.0.as_mut() };
+            let end = usize::from(m.data_off) + usize::from(m.data_len);
+            if end + len > usize::from(m.buf_len) {
+                return Err(NoRoom);
+            }
+            m.data_len += len16;
+            m.pkt_len += u32::from(len16);
+            // SAFETY: [end, end + len) lies inside the buffer (checked above), which this
+            // mbuf owns; the exclusive borrow of self keeps the slice unique.
+            return Ok(unsafe {
+                std::slice::from_raw_parts_mut(m.buf_addr.cast::<u8>().add(end), len)
+            });
+        }
         // SAFETY: valid mbuf owned by self; DPDK checks the tailroom and returns NULL.
         let p = unsafe { dpdk_sys::l4lab_pktmbuf_append(self.as_ptr(), len16) };
         if p.is_null() {
@@ -155,6 +171,42 @@ impl Mbuf {
         // SAFETY: DPDK returned the start of `len` bytes inside this mbuf's buffer; the
         // exclusive borrow of self keeps them unique.
         Ok(unsafe { std::slice::from_raw_parts_mut(p.cast::<u8>(), len) })
+    }
+
+    /// The whole buffer of a single-segment mbuf, headroom and tailroom included, with
+    /// the data's offset and length in it; `None` for a chained mbuf. With
+    /// [`Mbuf::set_data_range`] this lets a packet path grow or shrink a packet in place.
+    #[inline]
+    pub fn buffer_mut(&mut self) -> Option<(&mut [u8], usize, usize)> {
+        let m = self.raw();
+        if m.nb_segs != 1 {
+            return None;
+        }
+        let (addr, buf_len, off, len) = (m.buf_addr, m.buf_len, m.data_off, m.data_len);
+        // SAFETY: buf_addr..buf_addr+buf_len is the buffer this mbuf owns; the exclusive
+        // borrow of self keeps the slice unique.
+        let buf =
+            unsafe { std::slice::from_raw_parts_mut(addr.cast::<u8>(), usize::from(buf_len)) };
+        Some((buf, usize::from(off), usize::from(len)))
+    }
+
+    /// Sets where the data of a single-segment mbuf starts and how long it is, within the
+    /// buffer [`Mbuf::buffer_mut`] exposes.
+    #[inline]
+    pub fn set_data_range(&mut self, offset: usize, len: usize) -> Result<(), NoRoom> {
+        // SAFETY: valid mbuf exclusively owned by self; plain integer fields.
+        let m = unsafe { self.0.as_mut() };
+        if m.nb_segs != 1
+            || offset
+                .checked_add(len)
+                .is_none_or(|end| end > usize::from(m.buf_len))
+        {
+            return Err(NoRoom);
+        }
+        m.data_off = offset as u16;
+        m.data_len = len as u16;
+        m.pkt_len = len as u32;
+        Ok(())
     }
 
     /// Appends a copy of `bytes`.

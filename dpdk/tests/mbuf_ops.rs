@@ -42,6 +42,20 @@ fn mbuf_and_burst_behave() {
     m.reset();
     assert_eq!((m.data_len(), m.headroom()), (0, head));
 
+    // The whole buffer, for a packet path that moves the data start and end itself.
+    m.extend_from_slice(&[5, 6, 7]).expect("append");
+    let (buf, off, len) = m.buffer_mut().expect("single segment");
+    assert_eq!((off, len), (head, 3));
+    let total = buf.len();
+    buf[off - 2..off].copy_from_slice(&[0xaa, 0xbb]);
+    m.set_data_range(off - 2, 5).expect("inside the buffer");
+    assert_eq!(m.data(), &[0xaa, 0xbb, 5, 6, 7]);
+    assert_eq!(m.pkt_len(), 5);
+    assert_eq!(m.set_data_range(total - 1, 2), Err(NoRoom), "past the buffer's end");
+    assert_eq!(m.set_data_range(usize::MAX, 2), Err(NoRoom), "overflow is refused");
+    assert_eq!(m.data(), &[0xaa, 0xbb, 5, 6, 7], "a refused range changes nothing");
+    m.reset();
+
     // RSS metadata.
     assert_eq!(m.rss_hash(), None);
     m.set_rss_hash(0xdead_beef);
