@@ -319,7 +319,7 @@ pub(crate) mod tests {
         exercise(&Packet::new_checked(&REPLY[..]).unwrap());
     }
 
-    fn exercise(p: &Packet<&[u8]>) {
+    pub(crate) fn exercise(p: &Packet<&[u8]>) {
         let _ = (
             p.hardware_type(),
             p.protocol_type(),

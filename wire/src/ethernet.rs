@@ -266,7 +266,7 @@ pub(crate) fn write_u16(bytes: &mut [u8], at: usize, value: u16) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
@@ -382,7 +382,7 @@ mod tests {
         }
     }
 
-    fn exercise(f: &Frame<&[u8]>) {
+    pub(crate) fn exercise(f: &Frame<&[u8]>) {
         let _ = (
             f.dst_addr(),
             f.src_addr(),

@@ -682,7 +682,7 @@ pub(crate) mod tests {
         let _ = (p.payload_len(), p.payload());
     }
 
-    fn exercise_mut(bytes: &mut [u8]) {
+    pub(crate) fn exercise_mut(bytes: &mut [u8]) {
         let mut p = Packet::new_unchecked(bytes);
         let _ = p.options_mut().len();
         let _ = p.payload_mut().len();

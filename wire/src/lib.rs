@@ -8,6 +8,44 @@
 //! A view covers exactly one header and what follows it: hand a TCP view the IP
 //! payload (`Ipv4Packet::payload`), not the rest of the frame, because the TCP and UDP
 //! checksums cover the whole buffer the view was made from.
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//!
+//! use l4lab_wire::{EtherType, EthernetFrame, IpProtocol, Ipv4Packet, TcpPacket};
+//!
+//! # fn main() -> Result<(), l4lab_wire::Error> {
+//! # let mut frame = vec![0u8; 54];
+//! # frame[12] = 0x08;
+//! # let mut ip = Ipv4Packet::new_unchecked(&mut frame[14..]);
+//! # ip.set_version(4); ip.set_header_len(20); ip.set_total_len(40); ip.set_ttl(64);
+//! # ip.set_protocol(IpProtocol::TCP); ip.fill_checksum();
+//! # let mut tcp = TcpPacket::new_unchecked(ip.payload_mut()); tcp.set_header_len(20);
+//! # tcp.fill_checksum(Ipv4Addr::UNSPECIFIED.into(), Ipv4Addr::UNSPECIFIED.into());
+//! // Parse untrusted bytes down to TCP, then rewrite as FULLNAT does, updating every
+//! // checksum incrementally (RFC 1624).
+//! let mut eth = EthernetFrame::new_checked(&mut frame[..])?;
+//! if eth.effective_ethertype() != EtherType::IPV4 {
+//!     return Ok(());
+//! }
+//! let mut ip = Ipv4Packet::new_checked(eth.payload_mut())?;
+//! if ip.protocol() != IpProtocol::TCP || ip.is_fragment() || ip.decrement_ttl() == 0 {
+//!     return Ok(());
+//! }
+//! let (old_src, old_dst) = (ip.src_addr(), ip.dst_addr());
+//! let (local, server) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 1, 7));
+//! ip.rewrite_src_addr(local);
+//! ip.rewrite_dst_addr(server);
+//! let mut tcp = TcpPacket::new_checked(ip.payload_mut())?;
+//! tcp.update_pseudo_header_addr(old_src.into(), local.into());
+//! tcp.update_pseudo_header_addr(old_dst.into(), server.into());
+//! tcp.rewrite_src_port(40_001);
+//! tcp.rewrite_dst_port(8080);
+//! tcp.clamp_mss(1400)?;
+//! assert!(tcp.verify_checksum(IpAddr::V4(local), IpAddr::V4(server)));
+//! # Ok(())
+//! # }
+//! ```
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -71,7 +109,35 @@ pub type Result<T> = core::result::Result<T, Error>;
 mod tests {
     use std::net::IpAddr;
 
+    use proptest::prelude::*;
+
     use super::*;
+
+    proptest! {
+        /// The same arbitrary bytes through every constructor and, where one accepts
+        /// them, every accessor, the option iterator and the extension-header walker.
+        #[test]
+        fn every_view_on_arbitrary_bytes(mut bytes in proptest::collection::vec(any::<u8>(), 0..160)) {
+            let b = &bytes[..];
+            if let Ok(v) = EthernetFrame::new_checked(b) { ethernet::tests::exercise(&v); }
+            if let Ok(v) = ArpPacket::new_checked(b) { arp::tests::exercise(&v); }
+            if let Ok(v) = Ipv4Packet::new_checked(b) { ipv4::tests::exercise(&v); }
+            if let Ok(v) = Ipv4Packet::new_checked_quoted(b) { ipv4::tests::exercise(&v); }
+            if let Ok(v) = Ipv6Packet::new_checked(b) { ipv6::tests::exercise(&v); }
+            if let Ok(v) = Ipv6Packet::new_checked_quoted(b) { ipv6::tests::exercise(&v); }
+            if let Ok(v) = TcpPacket::new_checked(b) { tcp::tests::exercise(&v); }
+            if let Ok(v) = UdpPacket::new_checked(b) { udp::tests::exercise(&v); }
+            if let Ok(v) = Icmpv4Packet::new_checked(b) { icmpv4::tests::exercise(&v); }
+            if let Ok(v) = Icmpv6Packet::new_checked(b) { icmpv6::tests::exercise(&v); }
+            TcpOptionIter::new(b).for_each(drop);
+            if let Some((&first, chain)) = b.split_first() {
+                let _ = ipv6::walk_ext_headers(IpProtocol(first), chain);
+            }
+            if Ipv4Packet::new_checked_quoted(b).is_ok() { ipv4::tests::exercise_mut(&mut bytes); }
+            if TcpPacket::new_checked(&bytes[..]).is_ok() { tcp::tests::exercise_mut(&mut bytes); }
+            if UdpPacket::new_checked(&bytes[..]).is_ok() { udp::tests::exercise_mut(&mut bytes); }
+        }
+    }
 
     /// Ethernet header, 52:54:00:ab:cd:ef -> 52:54:00:12:34:56, with `ethertype`.
     fn ethernet(ethertype: u16, vlan: Option<u16>, payload: &[u8]) -> Vec<u8> {
