@@ -12,7 +12,7 @@ pub struct Message(pub u8);
 impl Message {
     /// Echo reply.
     pub const ECHO_REPLY: Message = Message(0);
-    /// Destination unreachable (error; codes in [`unreachable`]).
+    /// Destination unreachable (error; codes in [`unreachable`](mod@unreachable)).
     pub const DST_UNREACHABLE: Message = Message(3);
     /// Source quench (error, deprecated).
     pub const SOURCE_QUENCH: Message = Message(4);

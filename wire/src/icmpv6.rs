@@ -12,7 +12,7 @@ use crate::{Error, Result};
 pub struct Message(pub u8);
 
 impl Message {
-    /// Destination unreachable (error; codes in [`unreachable`]).
+    /// Destination unreachable (error; codes in [`unreachable`](mod@unreachable)).
     pub const DST_UNREACHABLE: Message = Message(1);
     /// Packet too big (error; the MTU is in the header).
     pub const PKT_TOO_BIG: Message = Message(2);
