@@ -1,2 +1,9 @@
-//! harness: pcap replay, oracles, throughput search and reports (see issue 6).
+//! harness: pcap replay, an independent oracle for FULLNAT/NAT, an RSS model and checks
+//! (see issue 6).
+//!
+//! Nothing here depends on the forwarder or on `l4lab-wire`: packets are read with
+//! `etherparse`, captures with `pcap-file`, and checksums are recomputed from scratch.
 #![forbid(unsafe_code)]
+
+pub mod packet;
+pub mod rss;

@@ -1,6 +1,143 @@
+//! The `harness` command line: RSS model, capture generation, splitting and retargeting.
+//!
+//! Output formats (stable, for scripts):
+//! - `harness rss hash …` prints one line: `hash 0x%08x queue N`.
+//! - `harness rss split …` prints one line per queue: `q<N> <packets> packets → <path>`.
+//! - `harness pcaps gen …` prints one line per file written.
 #![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("harness: not built yet (see issue 6)");
-    std::process::exit(2);
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use harness::rss::{HashTypes, RssFlow, RssKey, RssModel, DEFAULT_RETA_SIZE, L4};
+
+/// pcap replay, an independent FULLNAT/NAT oracle and an RSS model for l4lab.
+#[derive(Debug, Parser)]
+#[command(name = "harness", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The Toeplitz/RETA model of a NIC's receive-side scaling.
+    #[command(subcommand)]
+    Rss(RssCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum RssCommand {
+    /// Print the hash of one flow and the queue it lands on: `hash 0x%08x queue N`.
+    Hash {
+        /// `default` (Microsoft key), `symmetric` (6d5a repeated) or 40/52 bytes of hex.
+        #[arg(long, default_value = "default")]
+        key: RssKey,
+        /// Source, `IP` or `IP:PORT` (`[IPv6]:PORT`).
+        #[arg(long)]
+        src: HostPort,
+        /// Destination, `IP` or `IP:PORT` (`[IPv6]:PORT`).
+        #[arg(long)]
+        dst: HostPort,
+        /// Which hash: with TCP ports, with UDP ports (the same bytes), or addresses only.
+        #[arg(long, value_enum, default_value = "tcp")]
+        proto: Proto,
+        /// RX queues the RETA spreads over.
+        #[arg(long, default_value_t = 1)]
+        queues: u16,
+        /// RETA entries (round-robin over the queues).
+        #[arg(long, default_value_t = DEFAULT_RETA_SIZE)]
+        reta_size: usize,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Proto {
+    Tcp,
+    Udp,
+    Ip,
+}
+
+/// `IP` or `IP:PORT`.
+#[derive(Debug, Clone, Copy)]
+struct HostPort {
+    addr: IpAddr,
+    port: Option<u16>,
+}
+
+impl std::str::FromStr for HostPort {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Ok(sa) = s.parse::<SocketAddr>() {
+            return Ok(Self {
+                addr: sa.ip(),
+                port: Some(sa.port()),
+            });
+        }
+        s.trim_matches(|c| c == '[' || c == ']')
+            .parse::<IpAddr>()
+            .map(|addr| Self { addr, port: None })
+            .map_err(|_| {
+                format!("{s:?} is not IP or IP:PORT (write IPv6 with a port as [addr]:port)")
+            })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("harness: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Rss(RssCommand::Hash {
+            key,
+            src,
+            dst,
+            proto,
+            queues,
+            reta_size,
+        }) => {
+            let l4 = match proto {
+                Proto::Tcp => L4::Tcp,
+                Proto::Udp => L4::Udp,
+                Proto::Ip => L4::Other,
+            };
+            let (sport, dport) = match (l4, src.port, dst.port) {
+                (L4::Other, _, _) => (0, 0),
+                (_, Some(s), Some(d)) => (s, d),
+                _ => {
+                    return Err(
+                        "--proto tcp|udp hashes ports: give --src and --dst as IP:PORT, or use --proto ip"
+                            .to_owned(),
+                    )
+                }
+            };
+            if src.addr.is_ipv4() != dst.addr.is_ipv4() {
+                return Err("--src and --dst must be the same address family".to_owned());
+            }
+            let model =
+                RssModel::new(key, HashTypes::ALL, reta_size, queues).map_err(|e| e.to_string())?;
+            let flow = RssFlow {
+                src: src.addr,
+                dst: dst.addr,
+                l4,
+                sport,
+                dport,
+            };
+            let (hash, queue) = model.queue(&flow);
+            // Every type is enabled, so the flow is always hashed.
+            println!("hash 0x{:08x} queue {queue}", hash.unwrap_or(0));
+            Ok(())
+        }
+    }
 }
