@@ -4,4 +4,5 @@
 //! verdict, so the same code runs under DPDK, in the harness and in property tests.
 #![forbid(unsafe_code)]
 
+pub mod control;
 pub mod dataplane;
