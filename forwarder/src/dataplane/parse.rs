@@ -1,0 +1,234 @@
+//! Validation of a received frame down to the layer-4 header, into the offsets and fields
+//! every rewrite reads. Offsets count from the start of the frame's data.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use l4lab_wire::{Error as WireError, IpProtocol, Ipv4Packet, Ipv6Packet};
+
+use crate::dataplane::verdict::DropReason;
+
+/// Ethernet header length without a VLAN tag.
+pub const ETH_LEN: usize = 14;
+/// Ethertypes.
+pub const ETH_IPV4: u16 = 0x0800;
+/// IPv6 ethertype.
+pub const ETH_IPV6: u16 = 0x86dd;
+/// ARP ethertype.
+pub const ETH_ARP: u16 = 0x0806;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+
+/// Reads a big-endian u16 at `at`; 0 past the end (callers check lengths first).
+#[inline]
+pub fn rd16(d: &[u8], at: usize) -> u16 {
+    match d.get(at..at + 2) {
+        Some(b) => u16::from_be_bytes([b[0], b[1]]),
+        None => 0,
+    }
+}
+
+/// Reads a big-endian u32 at `at`; 0 past the end.
+#[inline]
+pub fn rd32(d: &[u8], at: usize) -> u32 {
+    match d.get(at..at + 4) {
+        Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
+}
+
+/// Writes a big-endian u16 at `at`; nothing past the end.
+#[inline]
+pub fn wr16(d: &mut [u8], at: usize, v: u16) {
+    if let Some(b) = d.get_mut(at..at + 2) {
+        b.copy_from_slice(&v.to_be_bytes());
+    }
+}
+
+/// Writes bytes at `at`; nothing past the end.
+#[inline]
+pub fn wr(d: &mut [u8], at: usize, v: &[u8]) {
+    if let Some(b) = d.get_mut(at..at + v.len()) {
+        b.copy_from_slice(v);
+    }
+}
+
+/// Reads an address of the family given by `v6` at `at`.
+#[inline]
+pub fn rd_addr(d: &[u8], at: usize, v6: bool) -> IpAddr {
+    if v6 {
+        let mut a = [0u8; 16];
+        if let Some(b) = d.get(at..at + 16) {
+            a.copy_from_slice(b);
+        }
+        IpAddr::V6(Ipv6Addr::from(a))
+    } else {
+        let mut a = [0u8; 4];
+        if let Some(b) = d.get(at..at + 4) {
+            a.copy_from_slice(b);
+        }
+        IpAddr::V4(Ipv4Addr::from(a))
+    }
+}
+
+/// Writes an address at `at`.
+#[inline]
+pub fn wr_addr(d: &mut [u8], at: usize, a: IpAddr) {
+    match a {
+        IpAddr::V4(a) => wr(d, at, &a.octets()),
+        IpAddr::V6(a) => wr(d, at, &a.octets()),
+    }
+}
+
+/// What the link layer says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L2 {
+    /// Length of the Ethernet header (14, or 18 with a VLAN tag).
+    pub len: usize,
+    /// The (inner) ethertype.
+    pub ethertype: u16,
+    /// Destination MAC is multicast or broadcast.
+    pub multicast: bool,
+}
+
+/// Parses the Ethernet header (one optional 802.1Q tag).
+pub fn parse_l2(d: &[u8]) -> Result<L2, DropReason> {
+    if d.len() < ETH_LEN {
+        return Err(DropReason::Truncated);
+    }
+    let multicast = d[0] & 1 == 1;
+    let outer = rd16(d, 12);
+    let (len, ethertype) = match outer {
+        ETH_VLAN => {
+            if d.len() < ETH_LEN + 4 {
+                return Err(DropReason::Truncated);
+            }
+            (ETH_LEN + 4, rd16(d, 16))
+        }
+        ETH_QINQ => return Err(DropReason::UnknownEthertype),
+        t => (ETH_LEN, t),
+    };
+    if ethertype == ETH_VLAN || ethertype == ETH_QINQ {
+        return Err(DropReason::UnknownEthertype);
+    }
+    Ok(L2 {
+        len,
+        ethertype,
+        multicast,
+    })
+}
+
+/// A validated IP packet and the offsets of its layer-4 header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L3 {
+    /// Offset of the IP header.
+    pub l3: usize,
+    /// IPv6 (else IPv4).
+    pub v6: bool,
+    /// Offset of the layer-4 header.
+    pub l4: usize,
+    /// End of the IP packet (frame padding beyond it is ignored).
+    pub end: usize,
+    /// Upper-layer protocol.
+    pub proto: u8,
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// The packet is a fragment (non-atomic).
+    pub fragment: bool,
+}
+
+fn wire_err(e: WireError) -> DropReason {
+    match e {
+        WireError::Truncated => DropReason::Truncated,
+        _ => DropReason::BadIpHeader,
+    }
+}
+
+/// Parses and validates an IPv4 header at `l3`, checksum included.
+pub fn parse_ipv4(d: &[u8], l3: usize) -> Result<L3, DropReason> {
+    let bytes = d.get(l3..).ok_or(DropReason::Truncated)?;
+    let ip = Ipv4Packet::new_checked(bytes).map_err(wire_err)?;
+    if !ip.verify_checksum() {
+        return Err(DropReason::BadIpChecksum);
+    }
+    Ok(L3 {
+        l3,
+        v6: false,
+        l4: l3 + ip.header_len(),
+        end: l3 + usize::from(ip.total_len()),
+        proto: ip.protocol().0,
+        src: IpAddr::V4(ip.src_addr()),
+        dst: IpAddr::V4(ip.dst_addr()),
+        ttl: ip.ttl(),
+        fragment: ip.is_fragment(),
+    })
+}
+
+/// Parses and validates an IPv6 header at `l3` and walks its extension headers.
+pub fn parse_ipv6(d: &[u8], l3: usize) -> Result<L3, DropReason> {
+    let bytes = d.get(l3..).ok_or(DropReason::Truncated)?;
+    let ip = Ipv6Packet::new_checked(bytes).map_err(wire_err)?;
+    let upper = ip.upper_layer().map_err(wire_err)?;
+    let fragment = upper.fragment.is_some_and(|f| f.is_fragment());
+    Ok(L3 {
+        l3,
+        v6: true,
+        l4: l3 + upper.offset,
+        end: l3 + 40 + usize::from(ip.payload_len()),
+        proto: upper.protocol.0,
+        src: IpAddr::V6(ip.src_addr()),
+        dst: IpAddr::V6(ip.dst_addr()),
+        ttl: ip.hop_limit(),
+        fragment,
+    })
+}
+
+/// The layer-4 fields the balancer keys on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct L4 {
+    /// Source port.
+    pub sport: u16,
+    /// Destination port.
+    pub dport: u16,
+    /// TCP flags byte (0 for UDP).
+    pub flags: u8,
+    /// TCP header length (8 for UDP).
+    pub hdr_len: usize,
+}
+
+/// Validates a TCP or UDP header in `d[l3.l4..l3.end]`.
+pub fn parse_l4(d: &[u8], l3: &L3) -> Result<L4, DropReason> {
+    let seg = d.get(l3.l4..l3.end).ok_or(DropReason::Truncated)?;
+    if l3.proto == IpProtocol::TCP.0 {
+        if seg.len() < 20 {
+            return Err(DropReason::Truncated);
+        }
+        let hdr_len = usize::from(seg[12] >> 4) * 4;
+        if hdr_len < 20 || hdr_len > seg.len() {
+            return Err(DropReason::BadL4Header);
+        }
+        Ok(L4 {
+            sport: rd16(seg, 0),
+            dport: rd16(seg, 2),
+            flags: seg[13],
+            hdr_len,
+        })
+    } else {
+        if seg.len() < 8 {
+            return Err(DropReason::Truncated);
+        }
+        let len = usize::from(rd16(seg, 4));
+        if len != seg.len() {
+            return Err(DropReason::BadL4Header);
+        }
+        Ok(L4 {
+            sport: rd16(seg, 0),
+            dport: rd16(seg, 2),
+            flags: 0,
+            hdr_len: 8,
+        })
+    }
+}

@@ -1,0 +1,404 @@
+//! The in-place header rewrites of every mode: address/port translation with RFC 1624
+//! incremental checksums (FULLNAT, NAT), IPv6 ↔ IPv4 translation (NAT64, RFC 7915
+//! basics) and IP-in-IP encapsulation (TUNNEL).
+
+use std::net::IpAddr;
+
+use l4lab_wire::{checksum, ChecksumCaps, IpProtocol};
+
+use crate::dataplane::frame::Frame;
+use crate::dataplane::parse::{rd16, wr, wr16, wr_addr, ETH_IPV4, ETH_IPV6, L3};
+use crate::dataplane::verdict::DropReason;
+
+/// An RFC 1624 accumulator: the sum of `~old` and `new` words of every changed field.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delta(u64);
+
+impl Delta {
+    /// Records that `old` (at an even offset of the summed data) becomes `new`.
+    #[inline]
+    pub fn change(&mut self, old: &[u8], new: &[u8]) {
+        self.0 += u64::from(!checksum::data(old)) + u64::from(checksum::data(new));
+    }
+
+    /// Records an address change.
+    #[inline]
+    pub fn addr(&mut self, old: IpAddr, new: IpAddr) {
+        match (old, new) {
+            (IpAddr::V4(o), IpAddr::V4(n)) => self.change(&o.octets(), &n.octets()),
+            (IpAddr::V6(o), IpAddr::V6(n)) => self.change(&o.octets(), &n.octets()),
+            (IpAddr::V4(o), IpAddr::V6(n)) => self.change(&o.octets(), &n.octets()),
+            (IpAddr::V6(o), IpAddr::V4(n)) => self.change(&o.octets(), &n.octets()),
+        }
+    }
+
+    /// Records a 16-bit word change.
+    #[inline]
+    pub fn word(&mut self, old: u16, new: u16) {
+        self.0 += u64::from(!old) + u64::from(new);
+    }
+
+    /// The checksum field after the recorded changes.
+    #[inline]
+    pub fn apply(self, cks: u16) -> u16 {
+        !checksum::fold(u64::from(!cks) + self.0)
+    }
+}
+
+/// Offset of the L4 checksum field inside the L4 header (TCP 16, UDP 6).
+#[inline]
+pub fn l4_csum_off(proto: u8) -> usize {
+    if proto == IpProtocol::TCP.0 {
+        16
+    } else {
+        6
+    }
+}
+
+/// New addresses and ports for one packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Nat {
+    /// New source address.
+    pub src: IpAddr,
+    /// New source port.
+    pub sport: u16,
+    /// New destination address.
+    pub dst: IpAddr,
+    /// New destination port.
+    pub dport: u16,
+}
+
+/// Rewrites addresses and ports of a same-family TCP/UDP packet, decrements the TTL by
+/// `ttl_dec`, and updates the IPv4 and L4 checksums incrementally (or writes the
+/// pseudo-header sum / zero where `caps` offloads them). `full_l4` recomputes the L4
+/// checksum from scratch instead (after TOA insertion).
+#[allow(clippy::too_many_arguments)]
+pub fn rewrite_same_family(
+    d: &mut [u8],
+    l3: &L3,
+    sport: u16,
+    dport: u16,
+    n: &Nat,
+    ttl_dec: u8,
+    caps: ChecksumCaps,
+    full_l4: bool,
+) {
+    let proto = l3.proto;
+    let mut addrs = Delta::default();
+    if l3.src != n.src {
+        addrs.addr(l3.src, n.src);
+    }
+    if l3.dst != n.dst {
+        addrs.addr(l3.dst, n.dst);
+    }
+    let (src_at, dst_at) = if l3.v6 { (8, 24) } else { (12, 16) };
+    wr_addr(d, l3.l3 + src_at, n.src);
+    wr_addr(d, l3.l3 + dst_at, n.dst);
+    // IP header: addresses and TTL.
+    if l3.v6 {
+        if let Some(h) = d.get_mut(l3.l3 + 7) {
+            *h = h.saturating_sub(ttl_dec);
+        }
+    } else {
+        let mut ip = addrs;
+        let ttl_at = l3.l3 + 8;
+        let old = rd16(d, ttl_at);
+        let new_ttl = l3.ttl.saturating_sub(ttl_dec);
+        let new = u16::from_be_bytes([new_ttl, proto]);
+        ip.word(old, new);
+        wr16(d, ttl_at, new);
+        let c = l3.l3 + 10;
+        if caps.ipv4 {
+            wr16(d, c, 0);
+        } else if !l3.header_len_ok() {
+            fill_ipv4_checksum(d, l3);
+        } else {
+            let v = ip.apply(rd16(d, c));
+            wr16(d, c, v);
+        }
+    }
+    // L4: ports and pseudo-header.
+    let l4 = l3.l4;
+    let tcp = proto == IpProtocol::TCP.0;
+    let offload = if tcp { caps.tcp } else { caps.udp };
+    let c = l4 + l4_csum_off(proto);
+    let old_cks = rd16(d, c);
+    wr16(d, l4, n.sport);
+    wr16(d, l4 + 2, n.dport);
+    if offload {
+        let len = (l3.end - l4) as u32;
+        wr16(
+            d,
+            c,
+            checksum::pseudo_header(n.src, n.dst, IpProtocol(proto), len),
+        );
+    } else if full_l4 || (!tcp && old_cks == 0 && l3.v6) {
+        fill_l4_checksum(d, l4, l3.end, proto, n.src, n.dst);
+    } else if !tcp && old_cks == 0 {
+        // IPv4 UDP without checksum: nothing to keep up to date.
+    } else {
+        let mut l4d = addrs;
+        l4d.word(sport, n.sport);
+        l4d.word(dport, n.dport);
+        let mut v = l4d.apply(old_cks);
+        if !tcp && v == 0 {
+            v = 0xffff;
+        }
+        wr16(d, c, v);
+    }
+}
+
+impl L3 {
+    /// Always true for parsed headers; kept so that a header whose length field cannot be
+    /// trusted falls back to a full recompute.
+    #[inline]
+    fn header_len_ok(&self) -> bool {
+        self.l4 >= self.l3 + 20
+    }
+}
+
+/// Computes the IPv4 header checksum of the header at `l3.l3` from scratch.
+pub fn fill_ipv4_checksum(d: &mut [u8], l3: &L3) {
+    let (a, b) = (l3.l3, l3.l4);
+    wr16(d, a + 10, 0);
+    if let Some(h) = d.get(a..b) {
+        let v = !checksum::data(h);
+        wr16(d, a + 10, v);
+    }
+}
+
+/// Computes a TCP/UDP checksum of `d[l4..end]` from scratch.
+pub fn fill_l4_checksum(d: &mut [u8], l4: usize, end: usize, proto: u8, src: IpAddr, dst: IpAddr) {
+    let c = l4 + l4_csum_off(proto);
+    wr16(d, c, 0);
+    let Some(seg) = d.get(l4..end) else {
+        return;
+    };
+    let pseudo = checksum::pseudo_header(src, dst, IpProtocol(proto), seg.len() as u32);
+    let mut v = checksum::finish(&[pseudo, checksum::data(seg)]);
+    if proto == IpProtocol::UDP.0 && v == 0 {
+        v = 0xffff;
+    }
+    wr16(d, c, v);
+}
+
+/// Writes the source and destination MACs.
+#[inline]
+pub fn set_macs(d: &mut [u8], src: [u8; 6], dst: [u8; 6]) {
+    wr(d, 0, &dst);
+    wr(d, 6, &src);
+}
+
+/// NAT64 inbound: the IPv6 packet (no extension headers) becomes an IPv4 packet
+/// `n.src:n.sport → n.dst:n.dport` with TTL = hop limit − 1. `l2` is the Ethernet length.
+pub fn nat64_6to4(
+    f: &mut Frame<'_>,
+    l2: usize,
+    l3: &L3,
+    sport: u16,
+    dport: u16,
+    n: &Nat,
+    caps: ChecksumCaps,
+) -> Result<(), DropReason> {
+    if l3.l4 != l3.l3 + 40 {
+        return Err(DropReason::Unsupported);
+    }
+    let payload = l3.end - l3.l4;
+    let total = u16::try_from(payload + 20).map_err(|_| DropReason::Unsupported)?;
+    let d = f.data();
+    let tc = ((rd16(d, l3.l3) >> 4) & 0xff) as u8;
+    let proto = l3.proto;
+    let tcp = proto == IpProtocol::TCP.0;
+    let c_off = l3.l4 + l4_csum_off(proto);
+    let old_cks = rd16(d, c_off);
+    let mut delta = Delta::default();
+    delta.addr(l3.src, n.src);
+    delta.addr(l3.dst, n.dst);
+    delta.word(sport, n.sport);
+    delta.word(dport, n.dport);
+    f.remove_gap(l3.l3, 20).map_err(|_| DropReason::Truncated)?;
+    let d = f.data_mut();
+    let h = l3.l3;
+    let l4 = h + 20;
+    let end = l3.end - 20;
+    wr(d, h, &[0x45, tc]);
+    wr16(d, h + 2, total);
+    wr16(d, h + 4, 0);
+    wr16(d, h + 6, 0x4000);
+    wr(d, h + 8, &[l3.ttl.saturating_sub(1), proto]);
+    wr16(d, h + 10, 0);
+    wr_addr(d, h + 12, n.src);
+    wr_addr(d, h + 16, n.dst);
+    if !caps.ipv4 {
+        if let Some(hdr) = d.get(h..h + 20) {
+            let v = !checksum::data(hdr);
+            wr16(d, h + 10, v);
+        }
+    }
+    wr16(d, l2 - 2, ETH_IPV4);
+    wr16(d, l4, n.sport);
+    wr16(d, l4 + 2, n.dport);
+    let offload = if tcp { caps.tcp } else { caps.udp };
+    let c = l4 + l4_csum_off(proto);
+    if offload {
+        let len = (end - l4) as u32;
+        wr16(
+            d,
+            c,
+            checksum::pseudo_header(n.src, n.dst, IpProtocol(proto), len),
+        );
+    } else {
+        let mut v = delta.apply(old_cks);
+        if !tcp && v == 0 {
+            v = 0xffff;
+        }
+        wr16(d, c, v);
+    }
+    Ok(())
+}
+
+/// NAT64 outbound: the IPv4 packet becomes an IPv6 packet `n.src:n.sport → n.dst:n.dport`
+/// with hop limit = TTL − 1 (IPv4 options are dropped).
+pub fn nat64_4to6(
+    f: &mut Frame<'_>,
+    l2: usize,
+    l3: &L3,
+    sport: u16,
+    dport: u16,
+    n: &Nat,
+    caps: ChecksumCaps,
+) -> Result<(), DropReason> {
+    let ihl = l3.l4 - l3.l3;
+    let payload = l3.end - l3.l4;
+    let payload16 = u16::try_from(payload).map_err(|_| DropReason::Unsupported)?;
+    let d = f.data();
+    let tos = d.get(l3.l3 + 1).copied().unwrap_or(0);
+    let proto = l3.proto;
+    let tcp = proto == IpProtocol::TCP.0;
+    let old_cks = rd16(d, l3.l4 + l4_csum_off(proto));
+    let mut delta = Delta::default();
+    delta.addr(l3.src, n.src);
+    delta.addr(l3.dst, n.dst);
+    delta.word(sport, n.sport);
+    delta.word(dport, n.dport);
+    if ihl < 40 {
+        f.insert_gap(l3.l3, 40 - ihl)
+            .map_err(|_| DropReason::TxNoRoom)?;
+    } else if ihl > 40 {
+        f.remove_gap(l3.l3, ihl - 40)
+            .map_err(|_| DropReason::Truncated)?;
+    }
+    let d = f.data_mut();
+    let h = l3.l3;
+    let l4 = h + 40;
+    let end = l4 + payload;
+    wr(d, h, &[0x60 | (tos >> 4), tos << 4, 0, 0]);
+    wr16(d, h + 4, payload16);
+    wr(d, h + 6, &[proto, l3.ttl.saturating_sub(1)]);
+    wr_addr(d, h + 8, n.src);
+    wr_addr(d, h + 24, n.dst);
+    wr16(d, l2 - 2, ETH_IPV6);
+    wr16(d, l4, n.sport);
+    wr16(d, l4 + 2, n.dport);
+    let offload = if tcp { caps.tcp } else { caps.udp };
+    let c = l4 + l4_csum_off(proto);
+    if offload {
+        let len = payload as u32;
+        wr16(
+            d,
+            c,
+            checksum::pseudo_header(n.src, n.dst, IpProtocol(proto), len),
+        );
+    } else if !tcp && old_cks == 0 {
+        // IPv4 UDP may omit the checksum; IPv6 may not.
+        fill_l4_checksum(d, l4, end, proto, n.src, n.dst);
+    } else {
+        let mut v = delta.apply(old_cks);
+        if !tcp && v == 0 {
+            v = 0xffff;
+        }
+        wr16(d, c, v);
+    }
+    Ok(())
+}
+
+/// TUNNEL: prepends an outer IPv4 (IPIP) or IPv6 header after the Ethernet header, from
+/// `src` to `dst` (same family), TTL 64, DF copied from an IPv4 inner header.
+pub fn encapsulate(
+    f: &mut Frame<'_>,
+    l2: usize,
+    l3: &L3,
+    src: IpAddr,
+    dst: IpAddr,
+    flow_hash: u32,
+    caps: ChecksumCaps,
+) -> Result<(), DropReason> {
+    let inner_len = l3.end - l3.l3;
+    let inner_proto = if l3.v6 {
+        IpProtocol::IPV6.0
+    } else {
+        IpProtocol::IPV4.0
+    };
+    let d = f.data();
+    let (tos, df) = if l3.v6 {
+        (((rd16(d, l3.l3) >> 4) & 0xff) as u8, true)
+    } else {
+        (
+            d.get(l3.l3 + 1).copied().unwrap_or(0),
+            rd16(d, l3.l3 + 6) & 0x4000 != 0,
+        )
+    };
+    match (src, dst) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => {
+            let total = u16::try_from(inner_len + 20).map_err(|_| DropReason::Unsupported)?;
+            f.insert_gap(l2, 20).map_err(|_| DropReason::TxNoRoom)?;
+            let d = f.data_mut();
+            let h = l2;
+            wr(d, h, &[0x45, tos]);
+            wr16(d, h + 2, total);
+            wr16(d, h + 4, flow_hash as u16);
+            wr16(d, h + 6, if df { 0x4000 } else { 0 });
+            wr(d, h + 8, &[64, inner_proto]);
+            wr16(d, h + 10, 0);
+            wr_addr(d, h + 12, src);
+            wr_addr(d, h + 16, dst);
+            if !caps.ipv4 {
+                if let Some(hdr) = d.get(h..h + 20) {
+                    let v = !checksum::data(hdr);
+                    wr16(d, h + 10, v);
+                }
+            }
+            wr16(d, l2 - 2, ETH_IPV4);
+        }
+        (IpAddr::V6(_), IpAddr::V6(_)) => {
+            let plen = u16::try_from(inner_len).map_err(|_| DropReason::Unsupported)?;
+            f.insert_gap(l2, 40).map_err(|_| DropReason::TxNoRoom)?;
+            let d = f.data_mut();
+            let h = l2;
+            let word = (6u32 << 28) | (u32::from(tos) << 20) | (flow_hash & 0xf_ffff);
+            wr(d, h, &word.to_be_bytes());
+            wr16(d, h + 4, plen);
+            wr(d, h + 6, &[inner_proto, 64]);
+            wr_addr(d, h + 8, src);
+            wr_addr(d, h + 24, dst);
+            wr16(d, l2 - 2, ETH_IPV6);
+        }
+        _ => return Err(DropReason::Unsupported),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delta_matches_full_recompute() {
+        let mut data = [0x12u8, 0x34, 0x56, 0x78, 0x9a, 0xbc, 0xde, 0xf0];
+        let cks = !checksum::data(&data);
+        let mut delta = Delta::default();
+        delta.change(&data[2..6], &[1, 2, 3, 4]);
+        data[2..6].copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(delta.apply(cks), !checksum::data(&data));
+    }
+}
