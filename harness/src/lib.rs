@@ -5,6 +5,8 @@
 //! `etherparse`, captures with `pcap-file`, and checksums are recomputed from scratch.
 #![forbid(unsafe_code)]
 
+pub mod capture;
+pub mod checks;
 pub mod packet;
 pub mod rss;
 pub mod scenario;
