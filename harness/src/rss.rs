@@ -82,7 +82,7 @@ impl RssKey {
             .chars()
             .filter(|c| !c.is_whitespace() && *c != ':')
             .collect();
-        if digits.len() % 2 != 0 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        if digits.len() & 1 == 1 || !digits.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(RssError::KeyNotHex(hex.to_owned()));
         }
         let bytes = (0..digits.len())
