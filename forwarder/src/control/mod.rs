@@ -6,3 +6,5 @@
 //! other jobs, and `forwarder ctl` uses [`proto::parse_cli`] and [`client::send`].
 
 pub mod config;
+pub mod metrics;
+pub mod proto;
