@@ -53,10 +53,14 @@ pub fn queue_for(hash: u32, reta_size: u32, queues: u16) -> u16 {
 mod tests {
     use super::*;
 
+    /// Source, source port, destination, destination port, hash of the addresses only,
+    /// hash with ports.
+    type Vector = ([u8; 4], u16, [u8; 4], u16, u32, u32);
+
     /// Microsoft's published RSS verification suite (IPv4, with and without ports).
     #[test]
     fn microsoft_vectors() {
-        let cases: [([u8; 4], u16, [u8; 4], u16, u32, u32); 3] = [
+        let cases: [Vector; 3] = [
             (
                 [66, 9, 149, 187],
                 2794,
