@@ -5,6 +5,8 @@
 //! master lcore polls [`server::ControlServer`] and [`metrics::MetricsServer`] between its
 //! other jobs, and `forwarder ctl` uses [`proto::parse_cli`] and [`client::send`].
 
+pub mod client;
 pub mod config;
 pub mod metrics;
 pub mod proto;
+pub mod server;
