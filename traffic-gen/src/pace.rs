@@ -168,15 +168,16 @@ pub struct RateReport {
     pub achieved_pps: f64,
     /// `(achieved - asked) / asked`, percent (0 when unpaced).
     pub error_pct: f64,
-    /// False when the core could not keep up with the schedule.
+    /// False when the run ended more than 0.1% short of the asked rate.
     pub sustained: bool,
+    /// True when the backlog ever exceeded 10 ms of traffic (the core was descheduled
+    /// or too slow for a while; the schedule made it up if `sustained`).
+    pub stalled: bool,
 }
 
 impl RateReport {
     /// Judges a run that sent `sent` packets in `secs` seconds at `asked` pps (None:
-    /// unpaced), with a largest backlog of `max_backlog` packets. A run is not sustained
-    /// when it ends more than 0.1% short of the asked rate or its backlog ever exceeded
-    /// 10 ms of traffic.
+    /// unpaced), with a largest backlog of `max_backlog` packets.
     pub fn judge(asked: Option<f64>, sent: u64, secs: f64, max_backlog: u64) -> RateReport {
         let achieved = if secs > 0.0 { sent as f64 / secs } else { 0.0 };
         match asked {
@@ -185,6 +186,7 @@ impl RateReport {
                 achieved_pps: achieved,
                 error_pct: 0.0,
                 sustained: true,
+                stalled: false,
             },
             Some(a) => {
                 let error_pct = (achieved - a) / a * 100.0;
@@ -192,7 +194,8 @@ impl RateReport {
                     asked_pps: a,
                     achieved_pps: achieved,
                     error_pct,
-                    sustained: error_pct > -0.1 && (max_backlog as f64) <= (a * 0.010).max(64.0),
+                    sustained: error_pct > -0.1,
+                    stalled: (max_backlog as f64) > (a * 0.010).max(64.0),
                 }
             }
         }
@@ -272,7 +275,7 @@ mod tests {
         let short = RateReport::judge(Some(1e6), 9_900_000, 10.0, 32);
         assert!(!short.sustained);
         let laggy = RateReport::judge(Some(1e6), 10_000_000, 10.0, 50_000);
-        assert!(!laggy.sustained);
+        assert!(laggy.sustained && laggy.stalled, "made up, but stalled");
         assert!(RateReport::judge(None, 5, 1.0, 0).sustained);
     }
 }

@@ -351,6 +351,11 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
             "asked {:.0} pps but sustained only {:.0} pps ({:+.2}%, largest backlog {} packets): the core cannot keep up",
             rate.asked_pps, rate.achieved_pps, rate.error_pct, total.gaps.max_backlog
         ));
+    } else if rate.stalled {
+        warnings.push(format!(
+            "the schedule fell up to {} packets behind (more than 10 ms) and made them up: the core was descheduled or briefly too slow",
+            total.gaps.max_backlog
+        ));
     }
     let latency_on = stamps.iter().any(|&s| s > 0);
     let summary = Summary {
