@@ -411,7 +411,17 @@ impl MetricsServer {
                 }
             }
             done += 1;
-            let _ = c.stream.shutdown(std::net::Shutdown::Both);
+            // Half-close, then discard what the peer already sent (the rest of an oversized
+            // request): closing with unread input would reset the connection and could
+            // destroy the response before the peer reads it.
+            let _ = c.stream.shutdown(std::net::Shutdown::Write);
+            let mut sink = [0u8; 4096];
+            for _ in 0..16 {
+                match c.stream.read(&mut sink) {
+                    Ok(n) if n > 0 => {}
+                    _ => break,
+                }
+            }
             false
         });
         done
