@@ -7,6 +7,7 @@
 
 pub mod capture;
 pub mod checks;
+pub mod gen;
 pub mod oracle;
 pub mod packet;
 pub mod rss;

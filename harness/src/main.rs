@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -26,6 +27,20 @@ enum Command {
     /// The Toeplitz/RETA model of a NIC's receive-side scaling.
     #[command(subcommand)]
     Rss(RssCommand),
+    /// The standard captures and their scenario files.
+    #[command(subcommand)]
+    Pcaps(PcapsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PcapsCommand {
+    /// Rebuild the standard captures, scenarios and `.expect` files (byte-identical on
+    /// every run).
+    Gen {
+        /// Directory to write into.
+        #[arg(long, default_value = "pcaps")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +114,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Pcaps(PcapsCommand::Gen { out }) => {
+            let written = harness::gen::write_all(&out).map_err(|e| e.to_string())?;
+            for path in written {
+                println!("{}", path.display());
+            }
+            Ok(())
+        }
         Command::Rss(RssCommand::Hash {
             key,
             src,
