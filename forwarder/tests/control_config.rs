@@ -535,3 +535,23 @@ fn an_error_from_a_file_names_the_file() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn an_explicit_rss_key_is_parsed_from_hex() {
+    let key40 = "6d:5a:56:da:25:5b:0e:c2:41:67:25:3d:43:a3:8f:b0:d0:ca:2b:cb:\
+                 ae:7b:30:b4:77:cb:2d:a3:80:30:f2:0c:6a:42:b7:3b:be:ac:01:fa";
+    let c = Config::parse(
+        &format!("{PORT}rss = {{ key = \"{key40}\", hash_types = [] }}\n"),
+        "k.toml",
+    )
+    .unwrap();
+    let rss = &c.ports[0].rss;
+    assert_eq!(rss.key.bytes(), RssKeySpec::Default.bytes());
+    assert!(matches!(rss.key, RssKeySpec::Explicit(_)));
+    // No hash types is allowed with a single queue.
+    assert!(rss.hash_types.is_empty());
+
+    let key52 = "ab".repeat(52);
+    let c = Config::parse(&format!("{PORT}rss = {{ key = \"{key52}\" }}\n"), "k.toml").unwrap();
+    assert_eq!(c.ports[0].rss.key.bytes(), vec![0xab; 52]);
+}

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
-use crate::dataplane::rss::{MICROSOFT_KEY, SYMMETRIC_KEY};
+use crate::dataplane::rss::{HashTypes, RssKey};
+use crate::dataplane::sched::SchedKind;
 
 /// Default path of the control socket.
 pub const DEFAULT_SOCKET: &str = "/run/l4lab/forwarder.sock";
@@ -301,24 +302,29 @@ impl fmt::Display for Device {
 }
 
 /// The RSS key a port is programmed with.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RssKeySpec {
     /// The standard 40-byte (Microsoft) key.
     Default,
     /// `6d 5a` repeated: hash(a→b) = hash(b→a).
     Symmetric,
-    /// Explicit key bytes (40 or 52 bytes).
-    Bytes(Vec<u8>),
+    /// An explicit key (40 or 52 bytes).
+    Explicit(RssKey),
 }
 
 impl RssKeySpec {
+    /// The key.
+    pub fn key(&self) -> RssKey {
+        match self {
+            RssKeySpec::Default => RssKey::microsoft(),
+            RssKeySpec::Symmetric => RssKey::symmetric(),
+            RssKeySpec::Explicit(k) => *k,
+        }
+    }
+
     /// The key bytes.
     pub fn bytes(&self) -> Vec<u8> {
-        match self {
-            RssKeySpec::Default => MICROSOFT_KEY.to_vec(),
-            RssKeySpec::Symmetric => SYMMETRIC_KEY.to_vec(),
-            RssKeySpec::Bytes(b) => b.clone(),
-        }
+        self.key().as_bytes().to_vec()
     }
 }
 
@@ -387,6 +393,21 @@ pub struct RssConfig {
     pub hash_types: Vec<RssHashType>,
     /// RETA size to program; `None` uses the device's own.
     pub reta_size: Option<u16>,
+}
+
+impl RssConfig {
+    /// The enabled hash types as the dataplane's RSS model takes them.
+    pub fn hash_types_model(&self) -> HashTypes {
+        let on = |t| self.hash_types.contains(&t);
+        HashTypes {
+            ipv4: on(RssHashType::Ipv4),
+            ipv4_tcp: on(RssHashType::Ipv4Tcp),
+            ipv4_udp: on(RssHashType::Ipv4Udp),
+            ipv6: on(RssHashType::Ipv6),
+            ipv6_tcp: on(RssHashType::Ipv6Tcp),
+            ipv6_udp: on(RssHashType::Ipv6Udp),
+        }
+    }
 }
 
 impl Default for RssConfig {
@@ -561,6 +582,18 @@ impl Scheduler {
             Scheduler::Wlc => "wlc",
             Scheduler::Sh => "sh",
             Scheduler::Maglev { .. } => "maglev",
+        }
+    }
+}
+
+impl From<Scheduler> for SchedKind {
+    fn from(s: Scheduler) -> SchedKind {
+        match s {
+            Scheduler::Rr => SchedKind::Rr,
+            Scheduler::Wrr => SchedKind::Wrr,
+            Scheduler::Wlc => SchedKind::Wlc,
+            Scheduler::Sh => SchedKind::Sh,
+            Scheduler::Maglev { table_size } => SchedKind::Maglev { table_size },
         }
     }
 }
@@ -1365,7 +1398,9 @@ impl Ctx<'_> {
                             ),
                         ));
                     }
-                    RssKeySpec::Bytes(bytes)
+                    RssKeySpec::Explicit(RssKey::new(&bytes).map_err(|e| {
+                        self.error(k.span(), &format!("port[{i}].rss.key"), e.to_string())
+                    })?)
                 }
             },
         };
@@ -1974,6 +2009,22 @@ mod tests {
         assert_eq!(parse_hex("6d5a"), Some(vec![0x6d, 0x5a]));
         assert_eq!(parse_hex("6d5"), None);
         assert_eq!(parse_hex("zz"), None);
+    }
+
+    #[test]
+    fn conversions_to_dataplane_types() {
+        assert_eq!(
+            SchedKind::from(Scheduler::Maglev { table_size: 251 }),
+            SchedKind::Maglev { table_size: 251 }
+        );
+        assert_eq!(SchedKind::from(Scheduler::Wlc), SchedKind::Wlc);
+        assert_eq!(RssConfig::default().hash_types_model(), HashTypes::all());
+        let only_ip = RssConfig {
+            hash_types: vec![RssHashType::Ipv4, RssHashType::Ipv6],
+            ..RssConfig::default()
+        };
+        assert_eq!(only_ip.hash_types_model(), HashTypes::ip_only());
+        assert_eq!(RssKeySpec::Symmetric.bytes()[..4], [0x6d, 0x5a, 0x6d, 0x5a]);
     }
 
     #[test]
