@@ -12,3 +12,4 @@ pub mod oracle;
 pub mod packet;
 pub mod rss;
 pub mod scenario;
+pub mod split;

@@ -66,6 +66,30 @@ enum RssCommand {
         #[arg(long, default_value_t = DEFAULT_RETA_SIZE)]
         reta_size: usize,
     },
+    /// Split a capture into per-queue captures `q0.pcap`, `q1.pcap`, … as a NIC would
+    /// (non-IP → queue 0; fragments hashed on addresses only; order and timestamps kept).
+    /// Prints `q<N> <packets> packets → <path>` per queue.
+    Split {
+        /// The capture to split (classic pcap, Ethernet).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write `q<N>.pcap`.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// RX queues.
+        #[arg(long)]
+        queues: u16,
+        /// `default`, `symmetric` or 40/52 bytes of hex.
+        #[arg(long, default_value = "default")]
+        key: RssKey,
+        /// RETA entries (round-robin over the queues).
+        #[arg(long, default_value_t = DEFAULT_RETA_SIZE)]
+        reta_size: usize,
+        /// Hash types: comma-separated ipv4, ipv4-tcp, ipv4-udp, ipv6, ipv6-tcp,
+        /// ipv6-udp, or the groups ip, tcp, udp, all.
+        #[arg(long, default_value = "all")]
+        types: HashTypes,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -118,6 +142,22 @@ fn run(cli: Cli) -> Result<(), String> {
             let written = harness::gen::write_all(&out).map_err(|e| e.to_string())?;
             for path in written {
                 println!("{}", path.display());
+            }
+            Ok(())
+        }
+        Command::Rss(RssCommand::Split {
+            input,
+            out_dir,
+            queues,
+            key,
+            reta_size,
+            types,
+        }) => {
+            let model = RssModel::new(key, types, reta_size, queues).map_err(|e| e.to_string())?;
+            let written =
+                harness::split::split_file(&model, &input, &out_dir).map_err(|e| e.to_string())?;
+            for (q, (path, n)) in written.iter().enumerate() {
+                println!("q{q} {n} packets → {}", path.display());
             }
             Ok(())
         }

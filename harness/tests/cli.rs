@@ -112,3 +112,39 @@ fn pcaps_gen_is_byte_identical() {
         assert!(x == y, "{name:?} differs between two runs");
     }
 }
+
+#[test]
+fn rss_split_writes_one_capture_per_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/fullnat_tcp.pcap");
+    let out = dir.path().join("q");
+    let (ok, stdout, err) = harness(&[
+        "rss",
+        "split",
+        "--input",
+        input,
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--queues",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines[0].starts_with("q0 "), "{stdout}");
+    for q in 0..4 {
+        assert!(out.join(format!("q{q}.pcap")).exists());
+    }
+    let (ok, _, err) = harness(&[
+        "rss",
+        "split",
+        "--input",
+        "/nonexistent.pcap",
+        "--out-dir",
+        "x",
+        "--queues",
+        "2",
+    ]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent.pcap"), "{err}");
+}
