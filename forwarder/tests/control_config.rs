@@ -555,3 +555,39 @@ fn an_explicit_rss_key_is_parsed_from_hex() {
     let c = Config::parse(&format!("{PORT}rss = {{ key = \"{key52}\" }}\n"), "k.toml").unwrap();
     assert_eq!(c.ports[0].rss.key.bytes(), vec![0xab; 52]);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use forwarder::control::config::{Config, ConfigError};
+
+    fn example() -> String {
+        std::fs::read_to_string(super::examples_dir().join("fullnat-ring.toml")).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any prefix of a valid config, and any one-byte change of it, either parses or
+        /// gives a located error whose line exists in the text.
+        #[test]
+        fn mutated_configs_give_located_errors(cut in 0usize..4000, at in 0usize..4000,
+                                               byte in prop::sample::select(b" =\"[]{},.-0a\n#".to_vec())) {
+            let text = example();
+            let mut bytes = text.into_bytes();
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            bytes.truncate(cut % (bytes.len() + 1));
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            match Config::parse(&text, "m.toml") {
+                Ok(_) => {}
+                Err(ConfigError::Invalid { line, column, field, .. }) => {
+                    prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1);
+                    prop_assert!(column >= 1);
+                    prop_assert!(!field.is_empty());
+                }
+                Err(e) => prop_assert!(false, "unexpected {e:?}"),
+            }
+        }
+    }
+}

@@ -468,3 +468,72 @@ fn tables_show_the_values() {
     );
     assert!(stats.contains("10.0.0.1:80/tcp  fullnat"), "{stats}");
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use forwarder::control::proto::{parse_cli, Request};
+
+    const VOCAB: &[&str] = &[
+        "service",
+        "rs",
+        "laddr",
+        "conn",
+        "stats",
+        "add",
+        "del",
+        "list",
+        "edit",
+        "--vip",
+        "--proto",
+        "--mode",
+        "--sched",
+        "--maglev-size",
+        "--toa",
+        "--persistence",
+        "--rs",
+        "--weight",
+        "--mac",
+        "--port",
+        "--addr",
+        "--worker",
+        "--client",
+        "--state",
+        "--limit",
+        "--json",
+        "--socket",
+        "--vip=",
+        "10.0.0.1:80",
+        "[::1]:80",
+        "10.0.0.1",
+        "::1",
+        "tcp",
+        "udp",
+        "fullnat",
+        "maglev",
+        "251",
+        "-3",
+        "0",
+        "65536",
+        "5m",
+        "",
+        "é",
+        "--",
+        "=",
+    ];
+
+    proptest! {
+        #[test]
+        fn parse_cli_never_panics(picks in prop::collection::vec(0..VOCAB.len(), 0..10),
+                                  junk in ".{0,12}") {
+            let mut words: Vec<String> = picks.iter().map(|&i| VOCAB[i].to_owned()).collect();
+            words.push(junk);
+            let _ = parse_cli(&words);
+        }
+
+        #[test]
+        fn decoding_arbitrary_lines_never_panics(line in ".{0,200}") {
+            let _ = serde_json::from_str::<Request>(&line);
+        }
+    }
+}

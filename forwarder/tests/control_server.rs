@@ -284,3 +284,71 @@ fn client_send_reports_no_server_and_timeouts() {
     let err = client::send(&path, &Request::Stats, Duration::from_millis(100)).unwrap_err();
     assert!(matches!(err, ClientError::Timeout(_)), "{err}");
 }
+
+#[test]
+fn run_ctl_prints_answers_and_returns_exit_codes() {
+    use forwarder::control::client::{run_ctl, EXIT_FAILED, EXIT_OK, EXIT_USAGE};
+
+    let tmp = TempDir::new("runctl");
+    let path = tmp.path().join("fwd.sock");
+    let mut server = ControlServer::bind(&path).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let master = thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            for (id, req) in server.poll_requests() {
+                let resp = match req {
+                    Request::RsDel { .. } => Response::error("no such real server"),
+                    _ => Response::Ok,
+                };
+                server.respond(id, &resp);
+            }
+            thread::sleep(Duration::from_millis(1));
+        }
+    });
+    let run = |line: &str| {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run_ctl(&words, &path, Duration::from_secs(5), &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    };
+
+    assert_eq!(run("service list"), (EXIT_OK, "ok\n".into(), String::new()));
+    let (code, out, err) = run("service list --json");
+    assert_eq!((code, err.as_str()), (EXIT_OK, ""));
+    assert_eq!(
+        serde_json::from_str::<Response>(&out).unwrap(),
+        Response::Ok
+    );
+
+    let (code, out, err) = run("rs del --vip 10.0.0.1:80 --rs 10.1.0.1:80");
+    assert_eq!(code, EXIT_FAILED);
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("", "error: no such real server\n")
+    );
+    let (code, out, _) = run("rs del --vip 10.0.0.1:80 --rs 10.1.0.1:80 --json");
+    assert_eq!(code, EXIT_FAILED);
+    assert_eq!(
+        serde_json::from_str::<Response>(&out).unwrap(),
+        Response::error("no such real server")
+    );
+
+    let (code, out, err) = run("rs del --vip 10.0.0.1 --rs 10.1.0.1:80");
+    assert_eq!((code, out.as_str()), (EXIT_USAGE, ""));
+    assert!(
+        err.starts_with("forwarder ctl: bad value `10.0.0.1` for `--vip`"),
+        "{err}"
+    );
+
+    let (code, _, err) = run("stats --socket /nonexistent/fwd.sock");
+    assert_eq!(code, EXIT_FAILED);
+    assert!(err.contains("/nonexistent/fwd.sock"), "{err}");
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    master.join().unwrap();
+}

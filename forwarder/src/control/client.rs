@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::control::proto::{Request, Response};
+use crate::control::proto::{parse_cli, render_json, render_table, Output, Request, Response};
 
 /// Longest response accepted, in bytes (a `conn list` of many connections is large).
 pub const MAX_RESPONSE: u64 = 256 * 1024 * 1024;
@@ -91,4 +91,57 @@ pub fn send(path: &Path, request: &Request, timeout: Duration) -> Result<Respons
         }
     }
     serde_json::from_slice(&answer).map_err(|e| ClientError::Decode(e.to_string()))
+}
+
+/// Default time `forwarder ctl` waits for an answer.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Exit status of `forwarder ctl`: the forwarder applied or answered the request.
+pub const EXIT_OK: i32 = 0;
+/// Exit status of `forwarder ctl`: the forwarder refused the request, or could not be reached.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status of `forwarder ctl`: the command line is wrong; nothing was sent.
+pub const EXIT_USAGE: i32 = 2;
+
+/// `forwarder ctl WORDS…`: parses the words, sends the request to `--socket` or
+/// `default_socket`, prints the answer to `out` (table or `--json`) and problems to `err`,
+/// and returns the exit status ([`EXIT_OK`], [`EXIT_FAILED`], [`EXIT_USAGE`]).
+pub fn run_ctl<S: AsRef<str>>(
+    words: &[S],
+    default_socket: &Path,
+    timeout: Duration,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let cmd = match parse_cli(words) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            let _ = writeln!(err, "forwarder ctl: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let socket = cmd.socket.as_deref().unwrap_or(default_socket);
+    let response = match send(socket, &cmd.request, timeout) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "forwarder ctl: {e}");
+            return EXIT_FAILED;
+        }
+    };
+    let text = match cmd.output {
+        Output::Json => render_json(&response),
+        Output::Table => render_table(&response),
+    };
+    // An error answer goes to stderr in table form, to stdout (parseable) with --json.
+    let sink: &mut dyn Write = if response.is_error() && cmd.output == Output::Table {
+        err
+    } else {
+        out
+    };
+    let _ = sink.write_all(text.as_bytes());
+    if response.is_error() {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    }
 }
