@@ -892,3 +892,115 @@ fn full_table_drops_new_flows_and_keeps_established_ones() {
         "the port taken for the dropped flow went back"
     );
 }
+
+// ---- link layer, offload, odd headers ----
+
+/// RFC 1071 sum of 16-bit words (the test's own, independent of the forwarder).
+fn sum16(bytes: &[u8]) -> u32 {
+    let mut s: u32 = bytes
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    s
+}
+
+#[test]
+fn offloading_port_gets_pseudo_header_sums_and_zero_ip_checksum() {
+    let mut cfg = config(0, 1);
+    cfg.ports[1].csum = l4lab_wire::ChecksumCaps::ALL;
+    let mut w = Worker::new(cfg).expect("config");
+    let k = Conv::fnat(false);
+    let (v, out) = run(&mut w, 0, &k.cin(TCP_ACK | TCP_SYN, 100, 0, &[], b"").0, 0);
+    assert_eq!(
+        v,
+        Verdict::Drop(DropReason::NoConnection),
+        "SYN+ACK opens nothing"
+    );
+    let (v, out2) = run(&mut w, 0, &k.cin(TCP_SYN, 100, 0, &MSS, REQ).0, 0);
+    assert_eq!(v, Verdict::Tx { port: 1 });
+    let _ = out;
+    let ip = &out2[14..34];
+    assert_eq!(&ip[10..12], &[0, 0], "IPv4 checksum left to the NIC");
+    let seg_len = out2.len() - 34;
+    let mut pseudo = Vec::new();
+    pseudo.extend_from_slice(&ip[12..20]);
+    pseudo.extend_from_slice(&[0, 6]);
+    pseudo.extend_from_slice(&(seg_len as u16).to_be_bytes());
+    let want = sum16(&pseudo) as u16;
+    assert_eq!(
+        u16::from_be_bytes([out2[34 + 16], out2[34 + 17]]),
+        want,
+        "TCP field holds the pseudo-header sum"
+    );
+}
+
+#[test]
+fn vlan_tag_is_kept() {
+    let k = Conv::fnat(false);
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (k.c.ip(), k.v.ip()) else {
+        unreachable!()
+    };
+    let mut pkt = Vec::new();
+    etherparse::PacketBuilder::ethernet2(CLIENT_MAC, MAC0)
+        .single_vlan(etherparse::VlanId::try_new(100).expect("vlan"))
+        .ipv4(c.octets(), v.octets(), 64)
+        .tcp(k.c.port(), k.v.port(), 100, 65000)
+        .syn()
+        .write(&mut pkt, b"")
+        .expect("write");
+    let mut w = worker();
+    let (verdict, out) = run(&mut w, 0, &pkt, 0);
+    assert_eq!(verdict, Verdict::Tx { port: 1 });
+    let h = etherparse::PacketHeaders::from_ethernet_slice(&out).expect("parse");
+    assert!(matches!(h.vlan, Some(etherparse::VlanHeader::Single(t)) if t.vlan_id.value() == 100));
+    let Some(etherparse::NetHeaders::Ipv4(ip4, _)) = h.net else {
+        panic!("ipv4")
+    };
+    assert_eq!(ip4.header_checksum, ip4.calc_header_checksum());
+    assert_eq!(IpAddr::from(ip4.destination), k.r.ip());
+    let Some(etherparse::TransportHeader::Tcp(t)) = h.transport else {
+        panic!("tcp")
+    };
+    assert_eq!(t.checksum, t.calc_checksum_ipv4(&ip4, &[]).expect("len"));
+    assert_eq!(t.destination_port, k.r.port());
+}
+
+#[test]
+fn udp_without_checksum_stays_without() {
+    let mut p = udp_in(c4(), sa(FNAT4_UDP), b"q");
+    p[14 + 20 + 6] = 0;
+    p[14 + 20 + 7] = 0;
+    let mut w = worker();
+    let (v, out) = run(&mut w, 0, &p, 0);
+    assert_eq!(v, Verdict::Tx { port: 1 });
+    assert_eq!(&out[40..42], &[0, 0]);
+    let s = inspect(&out);
+    assert_eq!((s.src, s.dst), (l4(), sa(RS_FNAT4_UDP)));
+}
+
+#[test]
+fn ipv4_options_are_carried() {
+    let k = Conv::fnat(false);
+    let (IpAddr::V4(c), IpAddr::V4(v)) = (k.c.ip(), k.v.ip()) else {
+        unreachable!()
+    };
+    let mut iph =
+        etherparse::Ipv4Header::new(0, 64, etherparse::IpNumber::TCP, c.octets(), v.octets())
+            .expect("hdr");
+    iph.options = [1u8, 1, 1, 0][..].try_into().expect("options");
+    let mut pkt = Vec::new();
+    etherparse::PacketBuilder::ethernet2(CLIENT_MAC, MAC0)
+        .ip(etherparse::IpHeaders::Ipv4(iph, Default::default()))
+        .tcp(k.c.port(), k.v.port(), 100, 65000)
+        .syn()
+        .write(&mut pkt, b"")
+        .expect("write");
+    let mut w = worker();
+    let (verdict, out) = run(&mut w, 0, &pkt, 0);
+    assert_eq!(verdict, Verdict::Tx { port: 1 });
+    let s = inspect(&out);
+    assert_eq!((s.src, s.dst, s.ttl), (k.l, k.r, 63));
+}
