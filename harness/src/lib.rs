@@ -10,6 +10,7 @@ pub mod checks;
 pub mod gen;
 pub mod oracle;
 pub mod packet;
+pub mod replay;
 pub mod rss;
 pub mod scenario;
 pub mod split;

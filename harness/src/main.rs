@@ -27,6 +27,22 @@ enum Command {
     /// The Toeplitz/RETA model of a NIC's receive-side scaling.
     #[command(subcommand)]
     Rss(RssCommand),
+    /// Rewrite a capture's flows towards a service (destination VIP:PORT; the initiators'
+    /// packets only; checksums recomputed). Prints what was kept and left out.
+    Replay {
+        /// The service, `VIP:PORT` (`[IPv6]:PORT`).
+        #[arg(long)]
+        retarget: SocketAddr,
+        /// The capture to rewrite (classic pcap, Ethernet).
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the rewritten capture.
+        #[arg(long)]
+        output: PathBuf,
+        /// Keep only this protocol (default: TCP and UDP).
+        #[arg(long, value_enum)]
+        proto: Option<Proto>,
+    },
     /// The standard captures and their scenario files.
     #[command(subcommand)]
     Pcaps(PcapsCommand),
@@ -138,6 +154,30 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Replay {
+            retarget,
+            input,
+            output,
+            proto,
+        } => {
+            let proto = match proto {
+                None => None,
+                Some(Proto::Tcp) => Some(6),
+                Some(Proto::Udp) => Some(17),
+                Some(Proto::Ip) => return Err("--proto takes tcp or udp".to_owned()),
+            };
+            let target = harness::replay::Target {
+                vip: retarget,
+                proto,
+            };
+            let s = harness::replay::retarget_file(&input, &output, target)
+                .map_err(|e| e.to_string())?;
+            println!(
+                "read {} wrote {} flows {} replies_left_out {} other_left_out {} family_left_out {} ports_remapped {}",
+                s.read, s.written, s.flows, s.replies_left_out, s.other_left_out, s.family_left_out, s.ports_remapped
+            );
+            Ok(())
+        }
         Command::Pcaps(PcapsCommand::Gen { out }) => {
             let written = harness::gen::write_all(&out).map_err(|e| e.to_string())?;
             for path in written {

@@ -148,3 +148,28 @@ fn rss_split_writes_one_capture_per_queue() {
     assert!(!ok);
     assert!(err.contains("/nonexistent.pcap"), "{err}");
 }
+
+#[test]
+fn replay_retarget_rewrites_a_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/fullnat_udp.pcap");
+    let output = dir.path().join("out.pcap");
+    let (ok, stdout, err) = harness(&[
+        "replay",
+        "--retarget",
+        "10.9.9.9:5353",
+        "--input",
+        input,
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // The IPv6 flows cannot be pointed at an IPv4 VIP.
+    assert!(stdout.starts_with("read "), "{stdout}");
+    assert!(!stdout.contains("family_left_out 0"), "{stdout}");
+    let frames = harness::capture::read(&output).unwrap();
+    assert!(!frames.is_empty());
+    for f in frames {
+        harness::checks::checksums_valid(&f.data).unwrap();
+    }
+}
