@@ -1155,3 +1155,139 @@ fn sched_err(key: &ServiceKey, e: crate::dataplane::sched::SchedError) -> Config
         source: e,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataplane::sched::SchedKind;
+
+    fn port() -> PortConfig {
+        PortConfig {
+            mac: [2, 0, 0, 0, 0, 1],
+            gateway_mac: [2, 0, 0, 0, 0, 2],
+            csum: ChecksumCaps::NONE,
+        }
+    }
+
+    fn svc(vip: &str, mode: Mode, rs: &str) -> ServiceConfig {
+        let v: SocketAddr = vip.parse().unwrap();
+        ServiceConfig {
+            key: ServiceKey {
+                vip: v.ip(),
+                vport: v.port(),
+                proto: Proto::Tcp,
+            },
+            mode,
+            sched: SchedKind::Rr,
+            real_servers: vec![RealServerConfig {
+                addr: rs.parse().unwrap(),
+                weight: 1,
+                mac: None,
+                port: 0,
+            }],
+            toa: false,
+            persistence: None,
+        }
+    }
+
+    fn cfg(services: Vec<ServiceConfig>) -> DataplaneConfig {
+        let mut c = DataplaneConfig::new(0, 1);
+        c.ports = vec![port()];
+        c.services = services;
+        c.conn_capacity = 16;
+        c
+    }
+
+    #[test]
+    fn config_errors_name_the_field() {
+        let bad_worker = DataplaneConfig::new(2, 2);
+        let e = Worker::new(bad_worker).unwrap_err();
+        assert!(matches!(
+            e,
+            ConfigError::BadWorker {
+                worker: 2,
+                workers: 2
+            }
+        ));
+        let dr = cfg(vec![svc("10.0.0.1:80", Mode::Dr, "10.0.1.1:80")]);
+        let e = Worker::new(dr).unwrap_err();
+        assert!(
+            e.to_string().contains("real_servers[10.0.1.1:80].mac"),
+            "{e}"
+        );
+        let nat46 = cfg(vec![svc("10.0.0.1:80", Mode::Nat, "[2001:db8::1]:80")]);
+        assert!(matches!(Worker::new(nat46), Err(ConfigError::BadMode(_))));
+        let tun = cfg(vec![svc("10.0.0.1:80", Mode::Tunnel, "10.0.1.1:80")]);
+        assert!(matches!(
+            Worker::new(tun),
+            Err(ConfigError::MissingTunnelSource(_))
+        ));
+        let mut unknown_port = cfg(vec![svc("10.0.0.1:80", Mode::Nat, "10.0.1.1:80")]);
+        unknown_port.services[0].real_servers[0].port = 3;
+        assert!(matches!(
+            Worker::new(unknown_port),
+            Err(ConfigError::UnknownPort(_, 3))
+        ));
+        let dup = cfg(vec![
+            svc("10.0.0.1:80", Mode::Nat, "10.0.1.1:80"),
+            svc("10.0.0.1:80", Mode::Nat, "10.0.1.2:80"),
+        ]);
+        assert!(matches!(
+            Worker::new(dup),
+            Err(ConfigError::DuplicateService(..))
+        ));
+        let mut zero = cfg(vec![]);
+        zero.conn_capacity = 0;
+        assert!(matches!(Worker::new(zero), Err(ConfigError::ConnTable(_))));
+    }
+
+    #[test]
+    fn apply_changes_and_errors() {
+        let mut w = Worker::new(cfg(vec![svc("10.0.0.1:80", Mode::Nat, "10.0.1.1:80")])).unwrap();
+        let key = ServiceKey {
+            vip: "10.0.0.1".parse().unwrap(),
+            vport: 80,
+            proto: Proto::Tcp,
+        };
+        let rs: SocketAddr = "10.0.1.1:80".parse().unwrap();
+        w.apply(ConfigChange::SetWeight {
+            service: key,
+            addr: rs,
+            weight: 0,
+        })
+        .unwrap();
+        assert!(matches!(
+            w.apply(ConfigChange::RemoveRealServer {
+                service: key,
+                addr: "10.0.1.9:80".parse().unwrap()
+            }),
+            Err(ConfigError::NoSuchRealServer(_))
+        ));
+        let laddr: IpAddr = "10.0.2.1".parse().unwrap();
+        w.apply(ConfigChange::AddLaddr(laddr)).unwrap();
+        assert!(w.apply(ConfigChange::AddLaddr(laddr)).is_err());
+        w.apply(ConfigChange::RemoveLaddr(laddr)).unwrap();
+        w.apply(ConfigChange::RemoveService(key)).unwrap();
+        assert!(matches!(
+            w.apply(ConfigChange::RemoveService(key)),
+            Err(ConfigError::NoSuchService(..))
+        ));
+        let mut full = cfg(vec![]);
+        full.max_services = 1;
+        let mut w = Worker::new(full).unwrap();
+        w.apply(ConfigChange::AddService(svc(
+            "10.0.0.1:80",
+            Mode::Nat,
+            "10.0.1.1:80",
+        )))
+        .unwrap();
+        assert!(matches!(
+            w.apply(ConfigChange::AddService(svc(
+                "10.0.0.2:80",
+                Mode::Nat,
+                "10.0.1.1:80"
+            ))),
+            Err(ConfigError::TooManyServices(1))
+        ));
+    }
+}
