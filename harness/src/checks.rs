@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use etherparse::{NetSlice, SlicedPacket};
 
 use crate::packet::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::rss::{RssFlow, RssModel};
 
 /// The RFC 1071 sum of `data` (odd trailing byte padded with zero), folded to 16 bits
 /// but not complemented, starting from `initial`.
@@ -338,6 +339,56 @@ pub fn rss_affinity(conns: &[ConnRecord], queue_worker: &[u16]) -> Vec<AffinityV
     out
 }
 
+/// Both directions of a connection, as tuples, for [`rss_steering`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnTuples {
+    /// A name for messages.
+    pub name: String,
+    /// The first output packet of the connection (where the failure is reported).
+    pub output: usize,
+    /// Client → VIP, as the NIC sees the client's packets.
+    pub request: RssFlow,
+    /// RS → local address (FULLNAT) or RS → client (NAT), as the NIC sees replies.
+    pub reply: RssFlow,
+}
+
+/// A connection whose replies a NIC's RSS delivers to another worker than its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SteeringViolation {
+    /// The connection.
+    pub conn: String,
+    /// Its first output packet.
+    pub output: usize,
+    /// Queue and worker of the requests.
+    pub request: (u16, u16),
+    /// Queue and worker of the replies.
+    pub reply: (u16, u16),
+}
+
+/// With `model` (the NIC's key, hash types and RETA), do both directions of every
+/// connection land on one worker? This is what RSS-aware local port choice promises when
+/// no flow rules steer replies; with flow rules, replies need not pass it.
+pub fn rss_steering(
+    model: &RssModel,
+    conns: &[ConnTuples],
+    queue_worker: &[u16],
+) -> Vec<SteeringViolation> {
+    let worker = |q: u16| queue_worker.get(usize::from(q)).copied().unwrap_or(q);
+    conns
+        .iter()
+        .filter_map(|c| {
+            let (_, q_req) = model.queue(&c.request);
+            let (_, q_rep) = model.queue(&c.reply);
+            (worker(q_req) != worker(q_rep)).then(|| SteeringViolation {
+                conn: c.name.clone(),
+                output: c.output,
+                request: (q_req, worker(q_req)),
+                reply: (q_rep, worker(q_rep)),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use etherparse::PacketBuilder;
@@ -452,5 +503,44 @@ mod tests {
             (v[0].output, v[0].expected_worker, v[0].got_worker),
             (2, 1, 2)
         );
+    }
+
+    #[test]
+    fn steering() {
+        use crate::rss::{HashTypes, RssKey, L4};
+
+        let model = RssModel::new(RssKey::microsoft(), HashTypes::ALL, 128, 4).unwrap();
+        let flow = |s: &str, d: &str| {
+            let s: std::net::SocketAddr = s.parse().unwrap();
+            let d: std::net::SocketAddr = d.parse().unwrap();
+            RssFlow {
+                src: s.ip(),
+                dst: d.ip(),
+                l4: L4::Tcp,
+                sport: s.port(),
+                dport: d.port(),
+            }
+        };
+        let request = flow("172.16.0.1:40000", "10.0.0.100:80");
+        let (_, want) = model.queue(&request);
+        // Local ports whose reply lands on the request's queue, and one that does not.
+        let reply = |port: u16| flow("192.168.1.10:8080", &format!("192.168.100.1:{port}"));
+        let good = (1025..)
+            .find(|&p| model.queue(&reply(p)).1 == want)
+            .unwrap();
+        let bad = (1025..)
+            .find(|&p| model.queue(&reply(p)).1 != want)
+            .unwrap();
+        let conn = |port| ConnTuples {
+            name: "c".into(),
+            output: 0,
+            request,
+            reply: reply(port),
+        };
+        let map = [0, 1, 2, 3];
+        assert!(rss_steering(&model, &[conn(good)], &map).is_empty());
+        assert_eq!(rss_steering(&model, &[conn(bad)], &map).len(), 1);
+        // One worker owning every queue makes any port fine.
+        assert!(rss_steering(&model, &[conn(bad)], &[0, 0, 0, 0]).is_empty());
     }
 }

@@ -22,8 +22,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use crate::capture::{self, CaptureError, Frame};
-use crate::checks::{self, ChecksumError, ChecksumKind, ConnPacket, ConnRecord};
+use crate::checks::{self, ChecksumError, ChecksumKind, ConnPacket, ConnRecord, ConnTuples};
 use crate::packet::{Endpoint, L4Info, PacketInfo, Quoted, PROTO_TCP, PROTO_UDP};
+use crate::rss::{RssFlow, RssModel, L4};
 use crate::scenario::{Checks, Mode, Scenario, TtlPolicy};
 
 /// Why the balancer must not forward a packet.
@@ -332,6 +333,7 @@ pub struct Checker {
     ttl: TtlPolicy,
     checks: Checks,
     queue_worker: Vec<u16>,
+    rss: Option<RssModel>,
     conns: Vec<Conn>,
     /// (proto, client, vip) → newest connection.
     by_client: HashMap<(u8, Endpoint, Endpoint), usize>,
@@ -379,6 +381,7 @@ impl Checker {
             ttl: scenario.ttl,
             checks: scenario.check,
             queue_worker: scenario.queue_worker(),
+            rss: scenario.rss_model().ok(),
             conns: Vec::new(),
             by_client: HashMap::new(),
             by_reply: HashMap::new(),
@@ -548,6 +551,9 @@ impl Checker {
                 });
             }
         }
+        if self.checks.rss_steering {
+            self.check_steering();
+        }
         Report {
             failures: self.failures,
             inputs: self.inputs.len(),
@@ -556,6 +562,44 @@ impl Checker {
             expected_drops,
             connections: self.conns.len(),
             mismatches: self.mismatches,
+        }
+    }
+
+    /// Every learned connection's replies reach its requests' worker by RSS alone.
+    fn check_steering(&mut self) {
+        let Some(model) = self.rss.clone() else {
+            return;
+        };
+        let flow = |proto: u8, src: Endpoint, dst: Endpoint| RssFlow {
+            src: src.addr,
+            dst: dst.addr,
+            l4: if proto == PROTO_TCP { L4::Tcp } else { L4::Udp },
+            sport: src.port,
+            dport: dst.port,
+        };
+        let tuples: Vec<ConnTuples> = self
+            .conns
+            .iter()
+            .filter_map(|c| {
+                Some(ConnTuples {
+                    name: c.name(),
+                    output: c.packets.first()?.output,
+                    request: flow(c.proto, c.client, c.vip),
+                    reply: flow(c.proto, c.rs?, c.local?),
+                })
+            })
+            .collect();
+        for v in checks::rss_steering(&model, &tuples, &self.queue_worker) {
+            self.failures.push(Failure {
+                check: Check::RssAffinity,
+                packet: PacketRef::Output(v.output),
+                field: "rss.reply_queue".to_owned(),
+                expected: format!(
+                    "a queue of worker {} (requests of {} arrive on queue {})",
+                    v.request.1, v.conn, v.request.0
+                ),
+                got: format!("queue {} (worker {})", v.reply.0, v.reply.1),
+            });
         }
     }
 

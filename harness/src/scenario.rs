@@ -261,6 +261,11 @@ pub struct Checks {
     /// Both directions of a connection handled by one worker.
     #[serde(default = "yes")]
     pub rss_affinity: bool,
+    /// The NIC's RSS (the `[rss]` model) delivers both directions of every connection to
+    /// one worker: on for RSS-aware local port choice without flow rules. Off by default;
+    /// meaningless for NAT, which has no local port to choose.
+    #[serde(default)]
+    pub rss_steering: bool,
 }
 
 impl Default for Checks {
@@ -272,6 +277,7 @@ impl Default for Checks {
             stickiness: true,
             unique_local: true,
             rss_affinity: true,
+            rss_steering: false,
         }
     }
 }

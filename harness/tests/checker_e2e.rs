@@ -57,6 +57,8 @@ struct Toy {
     rr: HashMap<usize, usize>,
     next_port: u16,
     forwarded: usize,
+    /// Choose local ports whose replies RSS-hash to the connection's own worker.
+    rss_aware: bool,
 }
 
 struct Seg {
@@ -148,6 +150,7 @@ impl Toy {
             rr: HashMap::new(),
             next_port: 1025,
             forwarded: 0,
+            rss_aware: false,
         }
     }
 
@@ -257,7 +260,18 @@ impl Toy {
                     self.next_port
                 };
                 self.next_port += 1;
-                SocketAddr::new(lip, port)
+                let mut local = SocketAddr::new(lip, port);
+                if self.rss_aware {
+                    let worker = |q: u16| self.scenario.queue_worker()[usize::from(q)];
+                    while let Some(flow) = reply_flow(svc.proto.number(), rs, local) {
+                        if worker(self.rss.queue(&flow).1) == worker(queue) {
+                            break;
+                        }
+                        local.set_port(self.next_port);
+                        self.next_port += 1;
+                    }
+                }
+                local
             }
         };
         let index = self.conns.len();
@@ -316,6 +330,20 @@ impl Toy {
     }
 }
 
+fn reply_flow(proto: u8, rs: SocketAddr, local: SocketAddr) -> Option<harness::rss::RssFlow> {
+    Some(harness::rss::RssFlow {
+        src: rs.ip(),
+        dst: local.ip(),
+        l4: if proto == 6 {
+            harness::rss::L4::Tcp
+        } else {
+            harness::rss::L4::Udp
+        },
+        sport: rs.port(),
+        dport: local.port(),
+    })
+}
+
 /// The real servers' side: a reply for each segment that reached a server.
 fn respond(frame: &[u8]) -> Option<Vec<u8>> {
     let seg = read_seg(frame)?;
@@ -341,9 +369,30 @@ fn respond(frame: &[u8]) -> Option<Vec<u8>> {
 
 /// Runs every standard capture through the toy and the checker; one report each.
 fn run(fault: Fault) -> Vec<(String, Report)> {
+    run_with(fault, false)
+}
+
+/// With `steering`, the scenario checks RSS steering and the toy picks RSS-aware ports
+/// when `rss_aware`.
+fn run_with(fault: Fault, steering: bool) -> Vec<(String, Report)> {
+    run_full(fault, steering, steering)
+}
+
+fn run_full(fault: Fault, steering: bool, rss_aware: bool) -> Vec<(String, Report)> {
     let mut reports = Vec::new();
-    for capture in gen::standard().unwrap() {
+    for mut capture in gen::standard().unwrap() {
+        let fullnat = capture
+            .scenario
+            .services
+            .iter()
+            .all(|s| s.mode == Mode::Fullnat);
+        if steering && !fullnat {
+            // NAT has no local port to choose: its replies cannot be steered by RSS.
+            continue;
+        }
+        capture.scenario.check.rss_steering = steering;
         let mut toy = Toy::new(&capture.scenario, fault);
+        toy.rss_aware = rss_aware;
         let mut checker = Checker::new(&capture.scenario);
         for frame in &capture.frames {
             let mut pending = vec![frame.data.clone()];
@@ -421,4 +470,29 @@ fn every_fault_is_caught_by_its_check() {
         let failed = checks_failed(&run(fault));
         assert!(failed.contains(&check), "{fault:?}: expected {check} among {failed:?}");
     }
+}
+
+#[test]
+fn rss_steering_needs_rss_aware_port_choice() {
+    let aware = run_with(Fault::None, true);
+    for (name, report) in &aware {
+        let msgs: Vec<String> = report
+            .failures
+            .iter()
+            .take(5)
+            .map(ToString::to_string)
+            .collect();
+        assert!(report.passed(), "{name}: {msgs:#?}");
+    }
+    let naive = run_full(Fault::None, true, false);
+    let steering: Vec<_> = naive
+        .iter()
+        .flat_map(|(_, r)| r.failures.iter())
+        .filter(|f| f.field == "rss.reply_queue")
+        .collect();
+    assert!(
+        !steering.is_empty(),
+        "sequential local ports cannot all hash home"
+    );
+    assert!(steering.iter().all(|f| f.check == Check::RssAffinity));
 }
