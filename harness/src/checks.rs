@@ -33,7 +33,8 @@ pub fn ones_complement_sum(initial: u32, data: &[u8]) -> u16 {
 }
 
 /// The Internet checksum of `data` with `data`'s own checksum field treated as zero:
-/// pass the bytes with that field zeroed, or use [`verify`] on the whole header.
+/// pass the bytes with that field zeroed. A whole header with a correct checksum in
+/// place sums to 0xffff in [`ones_complement_sum`].
 pub fn internet_checksum(initial: u32, data: &[u8]) -> u16 {
     !ones_complement_sum(initial, data)
 }

@@ -556,4 +556,23 @@ mod tests {
         assert!(t.ipv4 && t.ipv4_tcp && !t.ipv4_udp && !t.ipv6);
         assert!(HashTypes::parse_list("sctp").is_err());
     }
+
+    proptest::proptest! {
+        /// Toeplitz is linear over XOR: hash(a ⊕ b) = hash(a) ⊕ hash(b).
+        #[test]
+        fn toeplitz_is_linear(a in proptest::collection::vec(proptest::num::u8::ANY, 12), b in proptest::collection::vec(proptest::num::u8::ANY, 12)) {
+            let key = RssKey::microsoft();
+            let x: Vec<u8> = a.iter().zip(&b).map(|(p, q)| p ^ q).collect();
+            proptest::prop_assert_eq!(toeplitz(&key, &x), toeplitz(&key, &a) ^ toeplitz(&key, &b));
+        }
+
+        /// The symmetric key hashes every IPv4/TCP flow and its reverse alike.
+        #[test]
+        fn symmetric_for_any_v4_flow(s: [u8; 4], d: [u8; 4], sp: u16, dp: u16) {
+            let model = RssModel::new(RssKey::symmetric(), HashTypes::ALL, 128, 4).unwrap();
+            let f = RssFlow { src: IpAddr::from(s), dst: IpAddr::from(d), l4: L4::Tcp, sport: sp, dport: dp };
+            let r = RssFlow { src: f.dst, dst: f.src, l4: L4::Tcp, sport: dp, dport: sp };
+            proptest::prop_assert_eq!(model.hash(&f), model.hash(&r));
+        }
+    }
 }
