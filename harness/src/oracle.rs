@@ -319,6 +319,7 @@ struct InputRecord {
     verdict: Verdict,
     queue: u16,
     ttl: u8,
+    /// Content, while the input is pending.
     fingerprint: Option<Fingerprint>,
     matched: bool,
     /// Kept until matched, for the mismatch capture.
@@ -340,6 +341,10 @@ pub struct Checker {
     /// (proto, rs, local) → connection, once learned.
     by_reply: HashMap<(u8, Endpoint, Endpoint), usize>,
     inputs: Vec<InputRecord>,
+    /// Forwarded inputs not yet paired with an output, by content, oldest first.
+    pending: HashMap<Fingerprint, Vec<usize>>,
+    /// The first dropped input of each content, to explain an unexpected output.
+    dropped: HashMap<Fingerprint, (usize, DropReason)>,
     outputs: usize,
     failures: Vec<Failure>,
     mismatches: Vec<(PacketRef, Vec<u8>)>,
@@ -386,6 +391,8 @@ impl Checker {
             by_client: HashMap::new(),
             by_reply: HashMap::new(),
             inputs: Vec::new(),
+            pending: HashMap::new(),
+            dropped: HashMap::new(),
             outputs: 0,
             failures: Vec::new(),
             mismatches: Vec::new(),
@@ -403,14 +410,22 @@ impl Checker {
                 (verdict, ttl, fingerprint(&info))
             }
         };
-        let keep = matches!(verdict, Verdict::Forward { .. }) || fingerprint.is_some();
+        let forward = matches!(verdict, Verdict::Forward { .. });
+        if let Some(fp) = &fingerprint {
+            match verdict {
+                Verdict::Forward { .. } => self.pending.entry(fp.clone()).or_default().push(index),
+                Verdict::Drop(reason) => {
+                    self.dropped.entry(fp.clone()).or_insert((index, reason));
+                }
+            }
+        }
         self.inputs.push(InputRecord {
             verdict,
             queue,
             ttl,
-            fingerprint,
+            fingerprint: fingerprint.filter(|_| forward),
             matched: false,
-            data: keep.then(|| frame.to_vec()),
+            data: forward.then(|| frame.to_vec()),
         });
         (index, verdict)
     }
@@ -747,37 +762,28 @@ impl Checker {
         let Some(fp) = fingerprint(info) else {
             return Err("no output for a packet that is not TCP, UDP or ICMP".to_owned());
         };
-        let pending = self
-            .inputs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| !r.matched && r.fingerprint.as_ref() == Some(&fp));
         let mut first_forward = None;
         let mut same_queue = None;
-        let mut first_drop = None;
-        for (i, r) in pending {
-            match r.verdict {
-                Verdict::Forward {
-                    conn, direction, ..
-                } => {
-                    if self.conn_matches(conn, direction, info) {
-                        return Ok(i);
-                    }
-                    if same_queue.is_none() && r.queue == queue {
-                        same_queue = Some(i);
-                    }
-                    first_forward.get_or_insert(i);
+        for &i in self.pending.get(&fp).into_iter().flatten() {
+            let r = &self.inputs[i];
+            if let Verdict::Forward {
+                conn, direction, ..
+            } = r.verdict
+            {
+                if self.conn_matches(conn, direction, info) {
+                    return Ok(i);
                 }
-                Verdict::Drop(reason) => {
-                    first_drop.get_or_insert((i, reason));
+                if same_queue.is_none() && r.queue == queue {
+                    same_queue = Some(i);
                 }
+                first_forward.get_or_insert(i);
             }
         }
         if let Some(i) = same_queue.or(first_forward) {
             return Ok(i);
         }
-        Err(match first_drop {
-            Some((i, reason)) => format!("input #{i} dropped ({reason})"),
+        Err(match self.dropped.get(&fp) {
+            Some(&(i, reason)) => format!("input #{i} dropped ({reason})"),
             None => "no output (no input with this content is pending)".to_owned(),
         })
     }
@@ -807,6 +813,15 @@ impl Checker {
         let record = &mut self.inputs[input];
         record.matched = true;
         record.data = None;
+        if let Some(fp) = record.fingerprint.take() {
+            if let Some(list) = self.pending.get_mut(&fp) {
+                list.retain(|&i| i != input);
+                if list.is_empty() {
+                    self.pending.remove(&fp);
+                }
+            }
+        }
+        let record = &self.inputs[input];
         let in_ttl = record.ttl;
         let Verdict::Forward {
             conn,
