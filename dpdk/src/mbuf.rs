@@ -255,6 +255,13 @@ impl Mbuf {
         self.raw().port
     }
 
+    /// Marks the port the packet belongs to (kept when it is passed between lcores).
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: valid mbuf exclusively owned by self; plain integer field.
+        unsafe { self.0.as_mut() }.port = port;
+    }
+
     /// Offload flags (`RTE_MBUF_F_*`).
     #[inline]
     pub fn ol_flags(&self) -> u64 {

@@ -721,3 +721,34 @@ impl TxQueue {
         usize::from(n)
     }
 }
+
+/// DPDK's `RTE_ETH_RSS_*` hash-type bits and `RTE_ETH_*_OFFLOAD_*` bits, as `u64`, from the
+/// headers this crate was built against.
+pub mod bits {
+    /// IPv4 addresses.
+    pub const RSS_IPV4: u64 = dpdk_sys::RTE_ETH_RSS_IPV4 as u64;
+    /// IPv4 fragments.
+    pub const RSS_FRAG_IPV4: u64 = dpdk_sys::RTE_ETH_RSS_FRAG_IPV4 as u64;
+    /// IPv4 + TCP ports.
+    pub const RSS_IPV4_TCP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_TCP as u64;
+    /// IPv4 + UDP ports.
+    pub const RSS_IPV4_UDP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP as u64;
+    /// Other IPv4.
+    pub const RSS_IPV4_OTHER: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_OTHER as u64;
+    /// IPv6 addresses.
+    pub const RSS_IPV6: u64 = dpdk_sys::RTE_ETH_RSS_IPV6 as u64;
+    /// IPv6 fragments.
+    pub const RSS_FRAG_IPV6: u64 = dpdk_sys::RTE_ETH_RSS_FRAG_IPV6 as u64;
+    /// IPv6 + TCP ports.
+    pub const RSS_IPV6_TCP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV6_TCP as u64;
+    /// IPv6 + UDP ports.
+    pub const RSS_IPV6_UDP: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV6_UDP as u64;
+    /// Other IPv6.
+    pub const RSS_IPV6_OTHER: u64 = dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV6_OTHER as u64;
+    /// Transmit IPv4 header checksum offload.
+    pub const TX_IPV4_CKSUM: u64 = dpdk_sys::RTE_ETH_TX_OFFLOAD_IPV4_CKSUM as u64;
+    /// Transmit TCP checksum offload.
+    pub const TX_TCP_CKSUM: u64 = dpdk_sys::RTE_ETH_TX_OFFLOAD_TCP_CKSUM as u64;
+    /// Transmit UDP checksum offload.
+    pub const TX_UDP_CKSUM: u64 = dpdk_sys::RTE_ETH_TX_OFFLOAD_UDP_CKSUM as u64;
+}

@@ -6,3 +6,4 @@
 
 pub mod control;
 pub mod dataplane;
+pub mod runtime;
