@@ -4,6 +4,10 @@
 //! - `harness rss hash …` prints one line: `hash 0x%08x queue N`.
 //! - `harness rss split …` prints one line per queue: `q<N> <packets> packets → <path>`.
 //! - `harness pcaps gen …` prints one line per file written.
+//! - `harness replay …` prints one line: `read N wrote N flows N replies_left_out N
+//!   other_left_out N family_left_out N ports_remapped N`.
+//!
+//! Errors go to stderr as `harness: <message>` with exit status 1; usage errors exit 2.
 #![forbid(unsafe_code)]
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,8 +31,10 @@ enum Command {
     /// The Toeplitz/RETA model of a NIC's receive-side scaling.
     #[command(subcommand)]
     Rss(RssCommand),
-    /// Rewrite a capture's flows towards a service (destination VIP:PORT; the initiators'
-    /// packets only; checksums recomputed). Prints what was kept and left out.
+    /// Rewrite a capture's flows towards a service.
+    ///
+    /// Destination becomes VIP:PORT; only the initiators' packets are kept; checksums are
+    /// recomputed. Prints one line: `read N wrote N flows N replies_left_out N …`.
     Replay {
         /// The service, `VIP:PORT` (`[IPv6]:PORT`).
         #[arg(long)]
@@ -41,7 +47,7 @@ enum Command {
         output: PathBuf,
         /// Keep only this protocol (default: TCP and UDP).
         #[arg(long, value_enum)]
-        proto: Option<Proto>,
+        proto: Option<L4Proto>,
     },
     /// The standard captures and their scenario files.
     #[command(subcommand)]
@@ -50,8 +56,9 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum PcapsCommand {
-    /// Rebuild the standard captures, scenarios and `.expect` files (byte-identical on
-    /// every run).
+    /// Rebuild the standard captures, scenarios and `.expect` files.
+    ///
+    /// Byte-identical on every run; prints each path written.
     Gen {
         /// Directory to write into.
         #[arg(long, default_value = "pcaps")]
@@ -61,7 +68,9 @@ enum PcapsCommand {
 
 #[derive(Debug, Subcommand)]
 enum RssCommand {
-    /// Print the hash of one flow and the queue it lands on: `hash 0x%08x queue N`.
+    /// Print the hash of one flow and its queue.
+    ///
+    /// Output: `hash 0x%08x queue N` (e.g. `hash 0x51ccc178 queue 0`).
     Hash {
         /// `default` (Microsoft key), `symmetric` (6d5a repeated) or 40/52 bytes of hex.
         #[arg(long, default_value = "default")]
@@ -82,9 +91,10 @@ enum RssCommand {
         #[arg(long, default_value_t = DEFAULT_RETA_SIZE)]
         reta_size: usize,
     },
-    /// Split a capture into per-queue captures `q0.pcap`, `q1.pcap`, … as a NIC would
-    /// (non-IP → queue 0; fragments hashed on addresses only; order and timestamps kept).
-    /// Prints `q<N> <packets> packets → <path>` per queue.
+    /// Split a capture into per-queue captures as a NIC would.
+    ///
+    /// Writes `q0.pcap`, `q1.pcap`, …; non-IP → queue 0; fragments hashed on addresses
+    /// only; order and timestamps kept. Prints `q<N> <packets> packets → <path>` per queue.
     Split {
         /// The capture to split (classic pcap, Ethernet).
         #[arg(long)]
@@ -106,6 +116,12 @@ enum RssCommand {
         #[arg(long, default_value = "all")]
         types: HashTypes,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum L4Proto {
+    Tcp,
+    Udp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -160,12 +176,10 @@ fn run(cli: Cli) -> Result<(), String> {
             output,
             proto,
         } => {
-            let proto = match proto {
-                None => None,
-                Some(Proto::Tcp) => Some(6),
-                Some(Proto::Udp) => Some(17),
-                Some(Proto::Ip) => return Err("--proto takes tcp or udp".to_owned()),
-            };
+            let proto = proto.map(|p| match p {
+                L4Proto::Tcp => 6,
+                L4Proto::Udp => 17,
+            });
             let target = harness::replay::Target {
                 vip: retarget,
                 proto,
