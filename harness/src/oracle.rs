@@ -25,7 +25,7 @@ use crate::capture::{self, CaptureError, Frame};
 use crate::checks::{self, ChecksumError, ChecksumKind, ConnPacket, ConnRecord, ConnTuples};
 use crate::packet::{Endpoint, L4Info, PacketInfo, Quoted, PROTO_TCP, PROTO_UDP};
 use crate::rss::{RssFlow, RssModel, L4};
-use crate::scenario::{Checks, Mode, Scenario, TtlPolicy};
+use crate::scenario::{Checks, Expect, Mode, Scenario, TtlPolicy};
 
 /// Why the balancer must not forward a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -253,6 +253,40 @@ impl Report {
         self.failures.iter().filter(|f| f.check == check).collect()
     }
 
+    /// Compares the oracle's verdict counts with a scenario's `[expect]` (the capture
+    /// author's intent): one [`Check::Verdict`] failure per count that differs, with
+    /// field `expect.forward` or `expect.drop.REASON`.
+    pub fn against_expect(&self, expect: &Expect) -> Vec<Failure> {
+        let mut out = Vec::new();
+        let mut differ = |field: String, want: u64, got: u64| {
+            if want != got {
+                out.push(Failure {
+                    check: Check::Verdict,
+                    packet: PacketRef::Input(0),
+                    field,
+                    expected: format!("{want} packets (scenario)"),
+                    got: format!("{got} packets (oracle)"),
+                });
+            }
+        };
+        differ(
+            "expect.forward".to_owned(),
+            expect.forward,
+            self.expected_forward as u64,
+        );
+        for reason in DropReason::ALL {
+            let want = expect.drop.get(reason.name()).copied().unwrap_or(0);
+            let got = self.expected_drops.get(&reason).copied().unwrap_or(0) as u64;
+            differ(format!("expect.drop.{reason}"), want, got);
+        }
+        for name in expect.drop.keys() {
+            if name.parse::<DropReason>().is_err() {
+                differ(format!("expect.drop.{name}"), 0, 1);
+            }
+        }
+        out
+    }
+
     /// Writes the packets that failed a check to a capture (one frame each, in the order
     /// of the failures, timestamps counting seconds from zero); returns how many.
     pub fn write_mismatches(&self, path: &Path) -> Result<usize, CaptureError> {
@@ -264,6 +298,31 @@ impl Report {
             .collect();
         capture::write(path, &frames)?;
         Ok(frames.len())
+    }
+}
+
+impl fmt::Display for Report {
+    /// A summary line, then one line per failure.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let drops: Vec<String> = self
+            .expected_drops
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        writeln!(
+            f,
+            "{} inputs, {} outputs, {} connections; expected {} forwarded, dropped: {}; {} failures",
+            self.inputs,
+            self.outputs,
+            self.connections,
+            self.expected_forward,
+            if drops.is_empty() { "none".to_owned() } else { drops.join(", ") },
+            self.failures.len()
+        )?;
+        for failure in &self.failures {
+            writeln!(f, "{failure}")?;
+        }
+        Ok(())
     }
 }
 
@@ -1548,6 +1607,31 @@ addr = "10.1.0.10:80"
         assert_eq!(report.write_mismatches(&path).unwrap(), 1);
         let frames = capture::read(&path).unwrap();
         assert_eq!(frames[0].data, tcp(LIP, 2000, RS, 9999, 63, "S", b""));
+    }
+
+    #[test]
+    fn report_against_expect() {
+        let mut c = Checker::new(&scenario());
+        c.observe_input(&tcp(CLIENT, 40000, VIP, 80, 64, "S", b""), 0);
+        c.observe_input(&tcp(CLIENT, 40000, VIP, 81, 64, "S", b""), 0);
+        let report = c.finish();
+        let mut expect = Expect {
+            forward: 1,
+            ..Expect::default()
+        };
+        expect.drop.insert("no_service".to_owned(), 1);
+        assert!(report.against_expect(&expect).is_empty());
+        expect.drop.insert("ttl_expired".to_owned(), 2);
+        expect.forward = 2;
+        let fields: Vec<String> = report
+            .against_expect(&expect)
+            .into_iter()
+            .map(|f| f.field)
+            .collect();
+        assert_eq!(fields, ["expect.forward", "expect.drop.ttl_expired"]);
+        let text = report.to_string();
+        assert!(text.starts_with("2 inputs, 0 outputs"), "{text}");
+        assert!(text.contains("[verdict] input #0: verdict"), "{text}");
     }
 
     #[test]

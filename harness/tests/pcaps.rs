@@ -62,8 +62,8 @@ fn oracle_agrees_with_committed_expectations() {
         let counts = scenario.expect.unwrap();
         assert_eq!(counts.forward, forward, "{}", c.name);
         let report = checker.finish();
-        let drops: u64 = report.expected_drops.values().map(|&n| n as u64).sum();
-        assert_eq!(drops, counts.drop.values().sum::<u64>(), "{}", c.name);
+        let differ = report.against_expect(&counts);
+        assert!(differ.is_empty(), "{}: {differ:#?}", c.name);
         // Nothing was sent to the checker as output: every forward is missing.
         assert_eq!(report.failures.len() as u64, forward);
     }
