@@ -748,8 +748,7 @@ fn tunnel_encapsulates_the_untouched_packet(#[case] v6: bool) {
         assert_eq!(&out[6..12], &MAC1);
         // Outer header by etherparse; the inner packet must be the client's bytes as sent.
         let h = etherparse::PacketHeaders::from_ethernet_slice(&out).expect("outer");
-        let inner_at;
-        match h.net {
+        let inner_at = match h.net {
             Some(etherparse::NetHeaders::Ipv4(o, _)) => {
                 assert!(!v6);
                 assert_eq!(o.header_checksum, o.calc_header_checksum());
@@ -759,7 +758,7 @@ fn tunnel_encapsulates_the_untouched_packet(#[case] v6: bool) {
                 assert_eq!(IpAddr::from(o.destination), r.ip());
                 assert_eq!(&o.source[..3], &[192, 168, 2]);
                 srcs.insert(IpAddr::from(o.source));
-                inner_at = 34;
+                34
             }
             Some(etherparse::NetHeaders::Ipv6(o, _)) => {
                 assert!(v6);
@@ -774,10 +773,10 @@ fn tunnel_encapsulates_the_untouched_packet(#[case] v6: bool) {
                         .octets()[..14]
                 );
                 srcs.insert(IpAddr::from(o.source));
-                inner_at = 54;
+                54
             }
             None => panic!("no outer header"),
-        }
+        };
         assert_eq!(&out[inner_at..], &p[14..]);
     }
     assert!(srcs.len() > 4, "outer sources spread flows: {}", srcs.len());

@@ -180,7 +180,7 @@ fn script(spec: &FlowSpec, step: usize) -> Option<(bool, u8, usize)> {
             2 => Some((true, TCP_ACK, 0)),
             s if s < 3 + 2 * n => {
                 let i = (s - 3) / 2;
-                Some(((s - 3) % 2 == 0, TCP_ACK | TCP_PSH, spec.sizes[i]))
+                Some(((s - 3) & 1 == 0, TCP_ACK | TCP_PSH, spec.sizes[i]))
             }
             s if s == 3 + 2 * n => Some((true, TCP_FIN | TCP_ACK, 0)),
             s if s == 4 + 2 * n => Some((false, TCP_FIN | TCP_ACK, 0)),
@@ -189,7 +189,7 @@ fn script(spec: &FlowSpec, step: usize) -> Option<(bool, u8, usize)> {
         }
     } else {
         let s = step;
-        (s < 2 * spec.sizes.len()).then(|| (s % 2 == 0, 0, spec.sizes[s / 2].max(1)))
+        (s < 2 * spec.sizes.len()).then(|| (s & 1 == 0, 0, spec.sizes[s / 2].max(1)))
     }
 }
 

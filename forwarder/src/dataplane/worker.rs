@@ -612,7 +612,8 @@ impl Worker {
         id: ConnId,
         dir: Direction,
     ) -> Result<Verdict, DropReason> {
-        let Some(conn) = self.conns.get(id).copied() else {
+        // The fields the rewrite needs, not the whole record (a smaller copy).
+        let Some(conn) = self.conns.get(id).map(Hot::of) else {
             return Err(DropReason::NoConnection);
         };
         let slot = conn.svc_index as usize;
@@ -620,7 +621,7 @@ impl Worker {
             return Err(DropReason::NoService);
         };
         let mode = svc.cfg.mode;
-        let toa_on = svc.cfg.toa && mode == Mode::FullNat && conn.proto() == Proto::Tcp;
+        let toa_on = svc.cfg.toa && mode == Mode::FullNat && conn.in_tuple.proto == Proto::Tcp;
         let Some(rs) = svc.rs.get(conn.rs_index as usize).copied() else {
             return Err(DropReason::NoRealServer);
         };
@@ -836,7 +837,7 @@ impl Worker {
         l3: &L3,
         l4: &L4,
         id: ConnId,
-        conn: &Conn,
+        conn: &Hot,
     ) -> Result<(), DropReason> {
         let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
         let d = f.data_mut();
@@ -1060,9 +1061,34 @@ impl Worker {
     }
 }
 
+/// What the packet path reads of a connection.
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    in_tuple: Tuple,
+    out_tuple: Tuple,
+    svc_index: u32,
+    rs_index: u32,
+    flags: ConnFlags,
+    rs_isn: u32,
+}
+
+impl Hot {
+    #[inline]
+    fn of(c: &Conn) -> Hot {
+        Hot {
+            in_tuple: c.in_tuple,
+            out_tuple: c.out_tuple,
+            svc_index: c.svc_index,
+            rs_index: c.rs_index,
+            flags: c.flags,
+            rs_isn: c.rs_isn,
+        }
+    }
+}
+
 /// Whether a client → RS segment gets TOA: the handshake-completing ACK and what follows
 /// until the RS sends data (ACK = RS ISN + 1), never SYN or RST.
-fn toa_wanted(d: &[u8], l3: &L3, l4: &L4, conn: &Conn) -> bool {
+fn toa_wanted(d: &[u8], l3: &L3, l4: &L4, conn: &Hot) -> bool {
     if l4.flags & (tcp_flags::SYN | tcp_flags::RST) != 0 || l4.flags & tcp_flags::ACK == 0 {
         return false;
     }

@@ -395,14 +395,12 @@ pub fn inspect(bytes: &[u8]) -> Seen {
                 "TCP checksum"
             );
         }
-        (Some(NetHeaders::Ipv4(v4, _)), Some(TransportHeader::Udp(u))) => {
-            if u.checksum != 0 {
-                assert_eq!(
-                    u.checksum,
-                    u.calc_checksum_ipv4(v4, &payload).expect("len"),
-                    "UDP checksum"
-                );
-            }
+        (Some(NetHeaders::Ipv4(v4, _)), Some(TransportHeader::Udp(u))) if u.checksum != 0 => {
+            assert_eq!(
+                u.checksum,
+                u.calc_checksum_ipv4(v4, &payload).expect("len"),
+                "UDP checksum"
+            );
         }
         (Some(NetHeaders::Ipv6(v6, _)), Some(TransportHeader::Udp(u))) => {
             assert_eq!(
