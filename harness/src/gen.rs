@@ -908,7 +908,8 @@ fn vlan() -> Result<Capture, GenError> {
 }
 
 /// Sets an IPv4 frame's identification, MF flag and fragment offset (in 8-byte units)
-/// and fixes its header checksum.
+/// and fixes its header checksum. Only for this generator's own untagged frames, whose
+/// IPv4 header is at byte 14 (so the indexing below is in bounds).
 fn fragment_v4(
     frame: Result<Vec<u8>, String>,
     id: u16,
@@ -923,7 +924,8 @@ fn fragment_v4(
     Ok(f)
 }
 
-/// Inserts an IPv6 fragment header after the fixed header of an untagged frame.
+/// Inserts an IPv6 fragment header after the fixed header of one of this generator's
+/// untagged frames (IPv6 header at byte 14, so the indexing below is in bounds).
 fn fragment_v6(
     frame: Result<Vec<u8>, String>,
     more: bool,
@@ -1035,6 +1037,7 @@ fn fragments() -> Result<Capture, GenError> {
 }
 
 /// Malformed packets, bad checksums, non-IP frames and TTL 1 among normal sessions.
+/// The edits index this generator's own untagged IPv4 frames at fixed offsets.
 fn malformed() -> Result<Capture, GenError> {
     const NAME: &str = "malformed";
     let mut plan = Plan::new(NAME, 8);

@@ -3,6 +3,15 @@
 //!
 //! Nothing here depends on the forwarder or on `l4lab-wire`: packets are read with
 //! `etherparse`, captures with `pcap-file`, and checksums are recomputed from scratch.
+//!
+//! - [`rss`]: Toeplitz (configurable key), hash types and RETA — the reference model.
+//! - [`scenario`]: the scenario TOML schema of `pcaps/*.toml`, with located errors.
+//! - [`oracle`]: expected verdicts for FULLNAT / NAT and the [`oracle::Checker`] that
+//!   compares a balancer's outputs with them.
+//! - [`checks`]: checksums from scratch, RSS affinity and RSS steering.
+//! - [`gen`]: the standard captures (`harness pcaps gen`).
+//! - [`split`], [`replay`]: `harness rss split`, `harness replay --retarget`.
+//! - [`capture`], [`packet`]: pcap I/O and the etherparse-based packet summary.
 #![forbid(unsafe_code)]
 
 pub mod capture;
