@@ -609,15 +609,9 @@ impl Port {
 
 impl Drop for Port {
     fn drop(&mut self) {
-        if self.guard.is_none() {
-            // Never configured: close it here; otherwise the guard closes it once the
-            // last queue handle is gone.
-            // SAFETY: no queue handles exist for an unconfigured port.
-            unsafe {
-                dpdk_sys::rte_eth_dev_stop(self.id);
-                dpdk_sys::rte_eth_dev_close(self.id);
-            }
-        }
+        // A configured port is stopped and closed by its guard once the last queue handle
+        // is gone. An unconfigured handle changes nothing: the device may be in use
+        // through another handle.
     }
 }
 

@@ -10,7 +10,8 @@ use std::sync::{Mutex, OnceLock};
 
 use crate::error::{Error, Result};
 
-/// A telemetry command's answer: name → value pairs (at most 256, names up to 63 bytes).
+/// A telemetry command's answer: name → value pairs (at most 256; names of letters,
+/// digits, `_` and `-` only, up to 63 bytes: DPDK skips other names).
 pub type TelemetryFn = Box<dyn Fn() -> Vec<(String, u64)> + Send + Sync>;
 
 fn registry() -> &'static Mutex<HashMap<String, TelemetryFn>> {

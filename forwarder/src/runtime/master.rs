@@ -13,10 +13,24 @@ use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Mbuf};
 use l4lab_wire::{ArpOperation, ArpPacket, EtherType, EthernetAddress, EthernetFrame};
 
-use crate::dataplane::config::ConfigChange;
+use crate::control::config::{Mode as CfgMode, Proto as CfgProto, Scheduler};
+use crate::control::metrics::{
+    MetricsServer, PortStats as MetricsPort, ServiceStats, StatsSnapshot,
+    WorkerStats as MetricsWorker,
+};
+use crate::control::proto::{
+    ConnFilter, ConnInfo as ProtoConn, ConnState, LaddrInfo, RealServerInfo, Request, Response,
+    ServiceInfo, ServiceKey as ProtoKey,
+};
+use crate::control::server::ControlServer;
+use crate::dataplane::config::{ConfigChange, Mode, RealServerConfig, ServiceConfig, ServiceKey};
+use crate::dataplane::conn::TcpState;
 use crate::dataplane::counters::Counters;
+use crate::dataplane::sched::SchedKind;
+use crate::dataplane::types::Proto;
 use crate::dataplane::verdict::DropReason;
 use crate::dataplane::worker::ConnInfo;
+use crate::runtime::plan;
 use crate::runtime::ports::{OpenPort, Steering};
 use crate::runtime::worker::{Command, Reply, WorkerLink};
 use crate::runtime::{owned_addrs, RuntimeError, RuntimePlan};
@@ -62,6 +76,22 @@ pub struct Master {
     seq: u64,
     arp_replies: u64,
     control_dropped: u64,
+    /// The configuration as the workers hold it (services, local addresses).
+    shadow: Shadow,
+    lcores: Vec<u32>,
+    server: Option<ControlServer>,
+    metrics: Option<MetricsServer>,
+}
+
+/// The master's copy of what it told the workers, for listing.
+#[derive(Debug, Clone)]
+struct Shadow {
+    services: Vec<ServiceConfig>,
+    laddrs: Vec<(String, IpAddr)>,
+    /// DPDK port id real servers are reached through.
+    rs_port: u16,
+    /// Name of the port local addresses belong to.
+    laddr_port: String,
 }
 
 #[derive(Debug)]
@@ -81,7 +111,38 @@ impl Master {
         links: Vec<Arc<WorkerLink>>,
         steering: Steering,
         quit: Arc<AtomicBool>,
+        lcores: Vec<u32>,
     ) -> Result<Master, RuntimeError> {
+        let rs_port = open.get(plan.reply_port).map_or(0, |p| p.id.0);
+        let laddr_port = plan
+            .ports
+            .get(plan.reply_port)
+            .map(|p| p.name.clone())
+            .unwrap_or_default();
+        let shadow = Shadow {
+            services: plan.dataplane.services.clone(),
+            laddrs: plan
+                .dataplane
+                .laddrs
+                .iter()
+                .map(|a| (laddr_port.clone(), *a))
+                .collect(),
+            rs_port,
+            laddr_port,
+        };
+        let server = match &plan.control_socket {
+            Some(path) => {
+                Some(ControlServer::bind(path).map_err(|e| RuntimeError::Control(e.to_string()))?)
+            }
+            None => None,
+        };
+        let metrics = match plan.metrics {
+            Some(addr) => Some(
+                MetricsServer::bind(addr)
+                    .map_err(|e| RuntimeError::Control(format!("metrics on {addr}: {e}")))?,
+            ),
+            None => None,
+        };
         let ports = open
             .iter()
             .map(|p| MasterPort {
@@ -101,6 +162,10 @@ impl Master {
             seq: 0,
             arp_replies: 0,
             control_dropped: 0,
+            shadow,
+            lcores,
+            server,
+            metrics,
         })
     }
 
@@ -112,6 +177,8 @@ impl Master {
                 break;
             }
             self.poll_control_packets();
+            self.poll_control_socket();
+            self.poll_metrics();
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
@@ -356,4 +423,353 @@ impl Master {
             }
         }
     }
+}
+
+impl Master {
+    fn poll_control_socket(&mut self) {
+        let Some(mut server) = self.server.take() else {
+            return;
+        };
+        for (client, request) in server.poll_requests() {
+            let response = self.handle(request);
+            server.respond(client, &response);
+        }
+        self.server = Some(server);
+    }
+
+    fn poll_metrics(&mut self) {
+        let Some(mut metrics) = self.metrics.take() else {
+            return;
+        };
+        metrics.poll(|| self.snapshot());
+        self.metrics = Some(metrics);
+    }
+
+    /// Carries out one control request. A refused change leaves every worker as it was.
+    pub fn handle(&mut self, request: Request) -> Response {
+        match self.try_handle(request) {
+            Ok(r) => r,
+            Err(message) => Response::Error { message },
+        }
+    }
+
+    fn try_handle(&mut self, request: Request) -> Result<Response, String> {
+        match request {
+            Request::ServiceAdd { service } => {
+                let cfg = ServiceConfig {
+                    key: dp_key(&service.key),
+                    mode: plan::mode(service.mode),
+                    sched: service.scheduler.into(),
+                    real_servers: Vec::new(),
+                    toa: service.toa,
+                    persistence: service.persistence.map(|d| d.as_nanos() as u64),
+                };
+                self.change(ConfigChange::AddService(cfg.clone()))?;
+                self.shadow.services.push(cfg);
+                Ok(Response::Ok)
+            }
+            Request::ServiceDel { service } => {
+                let key = dp_key(&service);
+                self.change(ConfigChange::RemoveService(key))?;
+                self.shadow.services.retain(|s| s.key != key);
+                Ok(Response::Ok)
+            }
+            Request::ServiceList => Ok(Response::Services {
+                services: self.service_infos()?,
+            }),
+            Request::RsAdd { service, rs } => {
+                let key = dp_key(&service);
+                let rs = RealServerConfig {
+                    addr: rs.addr,
+                    weight: rs.weight.get(),
+                    mac: rs.mac.map(|m| m.0),
+                    port: self.shadow.rs_port,
+                };
+                self.change(ConfigChange::AddRealServer { service: key, rs })?;
+                if let Some(s) = self.shadow.services.iter_mut().find(|s| s.key == key) {
+                    s.real_servers.push(rs);
+                }
+                Ok(Response::Ok)
+            }
+            Request::RsDel { service, addr } => {
+                let key = dp_key(&service);
+                self.change(ConfigChange::RemoveRealServer { service: key, addr })?;
+                if let Some(s) = self.shadow.services.iter_mut().find(|s| s.key == key) {
+                    s.real_servers.retain(|r| r.addr != addr);
+                }
+                Ok(Response::Ok)
+            }
+            Request::RsEdit {
+                service,
+                addr,
+                weight,
+            } => {
+                let key = dp_key(&service);
+                let weight = weight.get();
+                self.change(ConfigChange::SetWeight {
+                    service: key,
+                    addr,
+                    weight,
+                })?;
+                if let Some(rs) = self
+                    .shadow
+                    .services
+                    .iter_mut()
+                    .find(|s| s.key == key)
+                    .and_then(|s| s.real_servers.iter_mut().find(|r| r.addr == addr))
+                {
+                    rs.weight = weight;
+                }
+                Ok(Response::Ok)
+            }
+            Request::LaddrAdd { port, addr } => {
+                if port != self.shadow.laddr_port {
+                    return Err(format!(
+                        "local addresses live on port {:?}, not {port:?}",
+                        self.shadow.laddr_port
+                    ));
+                }
+                self.change(ConfigChange::AddLaddr(addr))?;
+                self.shadow.laddrs.push((port, addr));
+                if !self.owned.contains(&addr) {
+                    self.owned.push(addr);
+                }
+                Ok(Response::Ok)
+            }
+            Request::LaddrDel { port, addr } => {
+                if port != self.shadow.laddr_port {
+                    return Err(format!("no local address {addr} on port {port:?}"));
+                }
+                self.change(ConfigChange::RemoveLaddr(addr))?;
+                self.shadow.laddrs.retain(|(_, a)| *a != addr);
+                Ok(Response::Ok)
+            }
+            Request::LaddrList { port } => {
+                let conns = self.list_conns(usize::MAX)?;
+                let laddrs = self
+                    .shadow
+                    .laddrs
+                    .iter()
+                    .filter(|(p, _)| port.as_ref().is_none_or(|want| want == p))
+                    .map(|(p, a)| LaddrInfo {
+                        port: p.clone(),
+                        addr: *a,
+                        conns: conns
+                            .iter()
+                            .filter(|c| c.local.is_some_and(|l| l.ip() == *a))
+                            .count() as u64,
+                    })
+                    .collect();
+                Ok(Response::Laddrs { laddrs })
+            }
+            Request::ConnList { filter } => {
+                let limit = filter.limit as usize;
+                let all = self.list_conns(usize::MAX)?;
+                let mut conns: Vec<ProtoConn> = all
+                    .iter()
+                    .map(proto_conn)
+                    .filter(|c| conn_matches(c, &filter))
+                    .collect();
+                let truncated = conns.len() > limit;
+                conns.truncate(limit);
+                Ok(Response::Conns { conns, truncated })
+            }
+            Request::Stats => Ok(Response::Stats {
+                stats: self.snapshot(),
+            }),
+        }
+    }
+
+    fn service_infos(&mut self) -> Result<Vec<ServiceInfo>, String> {
+        let conns = self.list_conns(usize::MAX)?;
+        Ok(self
+            .shadow
+            .services
+            .iter()
+            .map(|s| ServiceInfo {
+                key: proto_key(&s.key),
+                mode: cfg_mode(s.mode),
+                scheduler: cfg_sched(s.sched),
+                toa: s.toa,
+                persistence: s.persistence.map(Duration::from_nanos),
+                real_servers: s
+                    .real_servers
+                    .iter()
+                    .map(|r| {
+                        let mine = conns.iter().filter(|c| {
+                            c.rs == r.addr
+                                && c.in_tuple.dst == s.key.vip
+                                && c.in_tuple.dport == s.key.vport
+                        });
+                        let (mut active, mut inactive) = (0, 0);
+                        for c in mine {
+                            if c.state.is_active() {
+                                active += 1;
+                            } else {
+                                inactive += 1;
+                            }
+                        }
+                        RealServerInfo {
+                            addr: r.addr,
+                            weight: r.weight,
+                            active_conns: active,
+                            inactive_conns: inactive,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Counters for `stats`, the metrics endpoint and telemetry.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let workers: Vec<WorkerStats> = self.worker_stats();
+        let services = self
+            .shadow
+            .services
+            .iter()
+            .map(|s| ServiceStats {
+                vip: std::net::SocketAddr::new(s.key.vip, s.key.vport),
+                proto: match s.key.proto {
+                    Proto::Udp => CfgProto::Udp,
+                    _ => CfgProto::Tcp,
+                },
+                mode: cfg_mode(s.mode),
+                packets: 0,
+                bytes: 0,
+                conns: 0,
+                conns_created: 0,
+            })
+            .collect();
+        let ports = self
+            .ports
+            .iter()
+            .map(|p| {
+                let st = dpdk::Port::open(dpdk::PortId(p.id))
+                    .and_then(|port| port.stats())
+                    .unwrap_or_default();
+                MetricsPort {
+                    name: p.name.clone(),
+                    rx_packets: st.ipackets,
+                    rx_bytes: st.ibytes,
+                    tx_packets: st.opackets,
+                    tx_bytes: st.obytes,
+                    rx_missed: st.imissed,
+                    rx_errors: st.ierrors,
+                    tx_errors: st.oerrors,
+                    steering: self.steering.name().to_owned(),
+                }
+            })
+            .collect();
+        StatsSnapshot {
+            steering: self.steering.to_string(),
+            workers: workers
+                .iter()
+                .map(|w| MetricsWorker {
+                    id: w.worker,
+                    lcore: self.lcores.get(usize::from(w.worker)).copied().unwrap_or(0),
+                    rx_packets: w.dp.rx_packets,
+                    rx_bytes: w.dp.rx_bytes,
+                    tx_packets: w.dp.tx_packets,
+                    tx_bytes: w.dp.tx_bytes,
+                    drops: DropReason::ALL
+                        .iter()
+                        .map(|r| (r.name().to_owned(), w.dp.drops[*r as usize]))
+                        .chain([
+                            ("tx_queue_full".to_owned(), w.tx_full),
+                            ("redirect_ring_full".to_owned(), w.redirect_full),
+                            ("control_ring_full".to_owned(), w.control_full),
+                            ("chained_mbuf".to_owned(), w.chained),
+                        ])
+                        .collect(),
+                    redirects: w.dp.redirects,
+                    conns: w.live_conns,
+                    conns_created: w.dp.conns_created,
+                })
+                .collect(),
+            services,
+            ports,
+        }
+    }
+}
+
+fn dp_key(k: &ProtoKey) -> ServiceKey {
+    ServiceKey {
+        vip: k.vip.ip(),
+        vport: k.vip.port(),
+        proto: plan::proto(k.proto),
+    }
+}
+
+fn proto_key(k: &ServiceKey) -> ProtoKey {
+    ProtoKey {
+        vip: std::net::SocketAddr::new(k.vip, k.vport),
+        proto: match k.proto {
+            Proto::Udp => CfgProto::Udp,
+            _ => CfgProto::Tcp,
+        },
+    }
+}
+
+fn cfg_mode(m: Mode) -> CfgMode {
+    match m {
+        Mode::FullNat => CfgMode::FullNat,
+        Mode::Nat => CfgMode::Nat,
+        Mode::Dr => CfgMode::Dr,
+        Mode::Tunnel => CfgMode::Tunnel,
+    }
+}
+
+fn cfg_sched(s: SchedKind) -> Scheduler {
+    match s {
+        SchedKind::Rr => Scheduler::Rr,
+        SchedKind::Wrr => Scheduler::Wrr,
+        SchedKind::Wlc => Scheduler::Wlc,
+        SchedKind::Sh => Scheduler::Sh,
+        SchedKind::Maglev { table_size } => Scheduler::Maglev { table_size },
+    }
+}
+
+fn conn_state(c: &ConnInfo) -> ConnState {
+    if c.in_tuple.proto != Proto::Tcp {
+        return ConnState::UdpNormal;
+    }
+    match c.state {
+        TcpState::None => ConnState::None,
+        TcpState::Established => ConnState::Established,
+        TcpState::SynSent => ConnState::SynSent,
+        TcpState::SynRecv => ConnState::SynRecv,
+        TcpState::FinWait => ConnState::FinWait,
+        TcpState::TimeWait => ConnState::TimeWait,
+        TcpState::Close => ConnState::Close,
+        TcpState::CloseWait => ConnState::CloseWait,
+        TcpState::LastAck => ConnState::LastAck,
+        TcpState::Listen => ConnState::Listen,
+        TcpState::SynAck => ConnState::SynAck,
+    }
+}
+
+fn proto_conn(c: &ConnInfo) -> ProtoConn {
+    ProtoConn {
+        worker: c.worker,
+        proto: match c.in_tuple.proto {
+            Proto::Udp => CfgProto::Udp,
+            _ => CfgProto::Tcp,
+        },
+        client: std::net::SocketAddr::new(c.in_tuple.src, c.in_tuple.sport),
+        vip: std::net::SocketAddr::new(c.in_tuple.dst, c.in_tuple.dport),
+        laddr: c.local,
+        rs: c.rs,
+        state: conn_state(c),
+        expires_ms: c.expires / 1_000_000,
+    }
+}
+
+fn conn_matches(c: &ProtoConn, f: &ConnFilter) -> bool {
+    f.worker.is_none_or(|w| w == c.worker)
+        && f.vip.is_none_or(|v| v == c.vip)
+        && f.proto.is_none_or(|p| p == c.proto)
+        && f.client.is_none_or(|a| a == c.client.ip())
+        && f.rs.is_none_or(|r| r == c.rs)
+        && f.state.is_none_or(|s| s == c.state)
 }

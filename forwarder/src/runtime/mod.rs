@@ -396,7 +396,9 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         links.clone(),
         steering.clone(),
         quit.clone(),
+        lcores.clone(),
     )?;
+    register_telemetry(&links);
     let result = master.run(plan.duration);
 
     for link in &links {
@@ -417,6 +419,39 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Registers `/l4lab/stats` with DPDK telemetry: per-worker counters, flattened as
+/// `w<N>_<counter>` (drops as `w<N>_drop_<reason>`, non-zero ones only).
+fn register_telemetry(links: &[Arc<WorkerLink>]) {
+    let links: Vec<Arc<WorkerLink>> = links.to_vec();
+    let answer = move || {
+        let mut out = Vec::new();
+        for (w, link) in links.iter().enumerate() {
+            let (c, live) = link.counters.snapshot();
+            out.extend([
+                (format!("w{w}_rx_packets"), c.rx_packets),
+                (format!("w{w}_tx_packets"), c.tx_packets),
+                (format!("w{w}_redirects"), c.redirects),
+                (format!("w{w}_conns_created"), c.conns_created),
+                (format!("w{w}_conns_live"), live),
+            ]);
+            for &r in crate::dataplane::DropReason::ALL.iter() {
+                let n = c.drops[r as usize];
+                if n > 0 {
+                    out.push((format!("w{w}_drop_{}", r.name()), n));
+                }
+            }
+        }
+        out
+    };
+    if let Err(e) = dpdk::telemetry::register(
+        "/l4lab/stats",
+        "l4lab forwarder counters per worker",
+        Box::new(answer),
+    ) {
+        eprintln!("forwarder: telemetry not available: {e}");
     }
 }
 
