@@ -101,18 +101,36 @@ struct MasterPort {
     mac: [u8; 6],
 }
 
+/// The master's connections to the workers.
+#[derive(Debug)]
+pub struct MasterIo {
+    /// Packets the master sends, through worker 0.
+    pub out: Producer<Mbuf>,
+    /// Control-plane packets from the workers.
+    pub control_rx: Consumer<Mbuf>,
+    /// One link per worker.
+    pub links: Vec<Arc<WorkerLink>>,
+    /// Set to stop (signals, `duration`).
+    pub quit: Arc<AtomicBool>,
+    /// The workers' lcores.
+    pub lcores: Vec<u32>,
+}
+
 impl Master {
     /// Builds the master over the opened ports and the workers' links.
     pub fn new(
         plan: &RuntimePlan,
         open: &[OpenPort],
-        out: Producer<Mbuf>,
-        control_rx: Consumer<Mbuf>,
-        links: Vec<Arc<WorkerLink>>,
+        io: MasterIo,
         steering: Steering,
-        quit: Arc<AtomicBool>,
-        lcores: Vec<u32>,
     ) -> Result<Master, RuntimeError> {
+        let MasterIo {
+            out,
+            control_rx,
+            links,
+            quit,
+            lcores,
+        } = io;
         let rs_port = open.get(plan.reply_port).map_or(0, |p| p.id.0);
         let laddr_port = plan
             .ports

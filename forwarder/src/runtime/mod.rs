@@ -388,16 +388,14 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         signal_hook::flag::register(sig, quit.clone())
             .map_err(|e| RuntimeError::Control(format!("signal handler: {e}")))?;
     }
-    let mut master = master::Master::new(
-        &plan,
-        &open,
-        master_out,
+    let io = master::MasterIo {
+        out: master_out,
         control_rx,
-        links.clone(),
-        steering.clone(),
-        quit.clone(),
-        lcores.clone(),
-    )?;
+        links: links.clone(),
+        quit: quit.clone(),
+        lcores: lcores.clone(),
+    };
+    let mut master = master::Master::new(&plan, &open, io, steering.clone())?;
     register_telemetry(&links);
     let result = master.run(plan.duration);
 
