@@ -6,11 +6,12 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::*;
 use forwarder::dataplane::frame::{Frame, RxMeta};
 use forwarder::dataplane::verdict::Verdict;
 use forwarder::dataplane::worker::Worker;
 use proptest::prelude::*;
+
+use common::*;
 
 fn c4() -> SocketAddr {
     sa("198.51.100.7:40000")

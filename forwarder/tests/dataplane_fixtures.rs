@@ -9,12 +9,13 @@ mod common;
 
 use std::net::{IpAddr, SocketAddr};
 
-use common::*;
 use forwarder::dataplane::config::{ConfigChange, ServiceKey};
 use forwarder::dataplane::types::{Proto, SECOND};
 use forwarder::dataplane::verdict::{DropReason, Verdict};
 use forwarder::dataplane::worker::Worker;
 use rstest::rstest;
+
+use common::*;
 
 const MSS: [u8; 4] = [2, 4, 0x05, 0xb4];
 const REQ: &[u8] = b"GET / HTTP/1.0\r\n\r\n";

@@ -16,7 +16,6 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-use common::*;
 use forwarder::dataplane::config::{DataplaneConfig, Mode, PortConfig, ServiceConfig, ServiceKey};
 use forwarder::dataplane::laddr::{PortPolicy, DEFAULT_MAX_SCAN};
 use forwarder::dataplane::rss::{
@@ -28,6 +27,8 @@ use forwarder::dataplane::verdict::Verdict;
 use forwarder::dataplane::worker::Worker;
 use l4lab_wire::ChecksumCaps;
 use proptest::prelude::*;
+
+use common::*;
 
 const SVC_TCP4: &str = "10.0.0.100:80";
 const SVC_UDP4: &str = "10.0.0.100:53";

@@ -621,7 +621,11 @@ impl Worker {
             return Err(DropReason::NoService);
         };
         let mode = svc.cfg.mode;
-        let toa_on = svc.cfg.toa && mode == Mode::FullNat && conn.in_tuple.proto == Proto::Tcp;
+        // TOA is FULLNAT TCP with a real server of the client's family (not NAT64).
+        let toa_on = svc.cfg.toa
+            && mode == Mode::FullNat
+            && conn.in_tuple.proto == Proto::Tcp
+            && conn.in_tuple.src.is_ipv4() == conn.out_tuple.src.is_ipv4();
         let Some(rs) = svc.rs.get(conn.rs_index as usize).copied() else {
             return Err(DropReason::NoRealServer);
         };
