@@ -195,6 +195,11 @@ fn fullnat_syns_through_the_real_binary() {
     assert_eq!(w["drops"]["no_service"], 1);
     assert_eq!(w["conns_created"], 20);
     assert_eq!(json["arp_replies"], 1);
+    let svc = &json["services"][0];
+    assert_eq!(svc["vip"], "10.0.0.1:80");
+    assert_eq!(svc["packets"], 20, "per-service packets");
+    assert_eq!(svc["conns_created"], 20);
+    assert_eq!(svc["conns"], 20, "all 20 connections still live");
     assert_eq!(json["steering"], "single");
 }
 

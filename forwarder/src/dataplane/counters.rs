@@ -15,6 +15,8 @@ pub struct ServiceCounters {
     pub bytes: u64,
     /// Connections created.
     pub conns: u64,
+    /// Connections alive now.
+    pub live: u64,
 }
 
 /// Counters of one worker.

@@ -145,6 +145,13 @@ impl Worker {
         &self.counters
     }
 
+    /// Each configured service's key with its slot in `Counters::services`. Slots are
+    /// assigned in the order changes are applied, so every worker given the same changes
+    /// agrees on them.
+    pub fn service_slots(&self) -> impl Iterator<Item = (ServiceKey, usize)> + '_ {
+        self.keys.iter().map(|&(key, slot)| (key, slot as usize))
+    }
+
     /// Number of live connections.
     pub fn conn_count(&self) -> u32 {
         self.conns.len()
@@ -201,6 +208,9 @@ impl Worker {
         let stats = conns.expire(now, budget, |_, c| {
             release_conn(pool, services, c);
             counters.conns_expired += 1;
+            if let Some(s) = counters.services.get_mut(c.svc_index as usize) {
+                s.live = s.live.saturating_sub(1);
+            }
         });
         stats.expired
     }
@@ -308,6 +318,10 @@ impl Worker {
         let rs = s.real_servers.clone();
         self.services[slot] = Some(Service { cfg: s, sched, rs });
         self.keys.push((key, slot as u32));
+        // A reused slot starts its counters afresh.
+        if let Some(c) = self.counters.services.get_mut(slot) {
+            *c = Default::default();
+        }
         Ok(())
     }
 
@@ -371,6 +385,9 @@ impl Worker {
         conns.remove_if(pred, |_, c| {
             release_conn(pool, services, c);
             counters.conns_expired += 1;
+            if let Some(s) = counters.services.get_mut(c.svc_index as usize) {
+                s.live = s.live.saturating_sub(1);
+            }
         });
     }
 
@@ -566,6 +583,7 @@ impl Worker {
                 self.counters.conns_created += 1;
                 if let Some(c) = self.counters.services.get_mut(slot as usize) {
                     c.conns += 1;
+                    c.live += 1;
                 }
                 Ok(Ok(id))
             }

@@ -79,6 +79,8 @@ pub struct Master {
     /// The configuration as the workers hold it (services, local addresses).
     shadow: Shadow,
     lcores: Vec<u32>,
+    /// Which `Counters::services` slot each service uses (asked from worker 0).
+    slots: Vec<(ServiceKey, usize)>,
     server: Option<ControlServer>,
     metrics: Option<MetricsServer>,
 }
@@ -182,6 +184,7 @@ impl Master {
             control_dropped: 0,
             shadow,
             lcores,
+            slots: Vec::new(),
             server,
             metrics,
         })
@@ -190,6 +193,7 @@ impl Master {
     /// Runs the control loop until `quit` is set or `duration` has passed.
     pub fn run(&mut self, duration: Option<Duration>) -> Result<(), RuntimeError> {
         let start = Instant::now();
+        self.refresh_slots();
         while !self.quit.load(Ordering::Relaxed) {
             if duration.is_some_and(|d| start.elapsed() >= d) {
                 break;
@@ -284,7 +288,9 @@ impl Master {
         match first {
             Reply::Applied { result: Err(e), .. } => return Err(e),
             Reply::Applied { result: Ok(()), .. } => {}
-            Reply::Conns { .. } => return Err("worker 0 answered out of turn".into()),
+            Reply::Conns { .. } | Reply::Slots { .. } => {
+                return Err("worker 0 answered out of turn".into())
+            }
         }
         for w in 1..self.links.len() {
             match self.send(w, |seq| Command::Change {
@@ -297,10 +303,20 @@ impl Master {
                         "worker {w} refused a change worker 0 accepted: {e}"
                     ))
                 }
-                Reply::Conns { .. } => return Err(format!("worker {w} answered out of turn")),
+                Reply::Conns { .. } | Reply::Slots { .. } => {
+                    return Err(format!("worker {w} answered out of turn"))
+                }
             }
         }
+        self.refresh_slots();
         Ok(())
+    }
+
+    /// Asks worker 0 which counter slot each service uses.
+    fn refresh_slots(&mut self) {
+        if let Ok(Reply::Slots { slots, .. }) = self.send(0, |seq| Command::ServiceSlots { seq }) {
+            self.slots = slots;
+        }
     }
 
     /// Up to `max` live connections from every worker.
@@ -313,7 +329,9 @@ impl Master {
             }
             match self.send(w, |seq| Command::ListConns { seq, max: left })? {
                 Reply::Conns { conns, .. } => all.extend(conns),
-                Reply::Applied { .. } => return Err(format!("worker {w} answered out of turn")),
+                Reply::Applied { .. } | Reply::Slots { .. } => {
+                    return Err(format!("worker {w} answered out of turn"))
+                }
             }
         }
         Ok(all)
@@ -336,7 +354,9 @@ impl Master {
         loop {
             if let Some(reply) = link.outbox.pop() {
                 let got = match &reply {
-                    Reply::Applied { seq, .. } | Reply::Conns { seq, .. } => *seq,
+                    Reply::Applied { seq, .. }
+                    | Reply::Conns { seq, .. }
+                    | Reply::Slots { seq, .. } => *seq,
                 };
                 if got == seq {
                     return Ok(reply);
@@ -413,6 +433,7 @@ impl Master {
             "steering": self.steering.name(),
             "steering_detail": self.steering.to_string(),
             "ports": self.ports.iter().map(|p| serde_json::json!({"name": p.name, "id": p.id})).collect::<Vec<_>>(),
+            "services": serde_json::to_value(&self.snapshot().services).unwrap_or_default(),
             "arp_replies": self.arp_replies,
             "control_dropped": self.control_dropped,
             "workers": workers,
@@ -646,17 +667,35 @@ impl Master {
             .shadow
             .services
             .iter()
-            .map(|s| ServiceStats {
-                vip: std::net::SocketAddr::new(s.key.vip, s.key.vport),
-                proto: match s.key.proto {
-                    Proto::Udp => CfgProto::Udp,
-                    _ => CfgProto::Tcp,
-                },
-                mode: cfg_mode(s.mode),
-                packets: 0,
-                bytes: 0,
-                conns: 0,
-                conns_created: 0,
+            .map(|s| {
+                let slot = self
+                    .slots
+                    .iter()
+                    .find(|(k, _)| *k == s.key)
+                    .map(|&(_, i)| i);
+                let (mut packets, mut bytes, mut created, mut live) = (0, 0, 0, 0);
+                if let Some(slot) = slot {
+                    for w in &workers {
+                        if let Some(c) = w.dp.services.get(slot) {
+                            packets += c.packets;
+                            bytes += c.bytes;
+                            created += c.conns;
+                            live += c.live;
+                        }
+                    }
+                }
+                ServiceStats {
+                    vip: std::net::SocketAddr::new(s.key.vip, s.key.vport),
+                    proto: match s.key.proto {
+                        Proto::Udp => CfgProto::Udp,
+                        _ => CfgProto::Tcp,
+                    },
+                    mode: cfg_mode(s.mode),
+                    packets,
+                    bytes,
+                    conns: live,
+                    conns_created: created,
+                }
             })
             .collect();
         let ports = self

@@ -40,7 +40,7 @@ pub struct SharedCounters {
     icmp_echo_replied: AtomicU64,
     live_conns: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
-    services: Box<[[AtomicU64; 3]]>,
+    services: Box<[[AtomicU64; 4]]>,
     /// Counted by the runtime, not the dataplane.
     pub runtime: RuntimeCounters,
 }
@@ -93,6 +93,7 @@ impl SharedCounters {
             slot[0].store(svc.packets, r);
             slot[1].store(svc.bytes, r);
             slot[2].store(svc.conns, r);
+            slot[3].store(svc.live, r);
         }
     }
 
@@ -120,6 +121,7 @@ impl SharedCounters {
                 packets: slot[0].load(r),
                 bytes: slot[1].load(r),
                 conns: slot[2].load(r),
+                live: slot[3].load(r),
             };
         }
         (c, self.live_conns.load(r))
@@ -139,6 +141,7 @@ mod tests {
         c.drops[DropReason::NoService as usize] = 2;
         c.redirects = 1;
         c.services[2].conns = 5;
+        c.services[2].live = 3;
         shared.publish(&c, 4);
         let (got, live) = shared.snapshot();
         assert_eq!(got, c);

@@ -10,7 +10,7 @@ use crossbeam_queue::ArrayQueue;
 use dpdk::ring::{Consumer, Producer};
 use dpdk::{Burst, Mbuf, RxQueue, TxQueue};
 
-use crate::dataplane::config::ConfigChange;
+use crate::dataplane::config::{ConfigChange, ServiceKey};
 use crate::dataplane::frame::{Frame, RxMeta};
 use crate::dataplane::types::{Nanos, WorkerId};
 use crate::dataplane::verdict::Verdict;
@@ -47,6 +47,11 @@ pub enum Command {
         /// Most connections to return.
         max: usize,
     },
+    /// Report which counter slot each service uses; reply with [`Reply::Slots`].
+    ServiceSlots {
+        /// Sequence number echoed in the reply.
+        seq: u64,
+    },
 }
 
 /// A worker's answer to a [`Command`].
@@ -65,6 +70,13 @@ pub enum Reply {
         seq: u64,
         /// The connections.
         conns: Vec<ConnInfo>,
+    },
+    /// Service counter slots.
+    Slots {
+        /// The command's sequence number.
+        seq: u64,
+        /// (service, slot in `Counters::services`).
+        slots: Vec<(ServiceKey, usize)>,
     },
 }
 
@@ -330,6 +342,10 @@ impl WorkerCtx {
                 Command::ListConns { seq, max } => Reply::Conns {
                     seq,
                     conns: self.dp.conns().take(max).collect(),
+                },
+                Command::ServiceSlots { seq } => Reply::Slots {
+                    seq,
+                    slots: self.dp.service_slots().collect(),
                 },
             };
             // The master drains replies before it sends more commands than the queue
