@@ -51,9 +51,21 @@ fn mbuf_and_burst_behave() {
     m.set_data_range(off - 2, 5).expect("inside the buffer");
     assert_eq!(m.data(), &[0xaa, 0xbb, 5, 6, 7]);
     assert_eq!(m.pkt_len(), 5);
-    assert_eq!(m.set_data_range(total - 1, 2), Err(NoRoom), "past the buffer's end");
-    assert_eq!(m.set_data_range(usize::MAX, 2), Err(NoRoom), "overflow is refused");
-    assert_eq!(m.data(), &[0xaa, 0xbb, 5, 6, 7], "a refused range changes nothing");
+    assert_eq!(
+        m.set_data_range(total - 1, 2),
+        Err(NoRoom),
+        "past the buffer's end"
+    );
+    assert_eq!(
+        m.set_data_range(usize::MAX, 2),
+        Err(NoRoom),
+        "overflow is refused"
+    );
+    assert_eq!(
+        m.data(),
+        &[0xaa, 0xbb, 5, 6, 7],
+        "a refused range changes nothing"
+    );
     m.reset();
 
     // RSS metadata.
