@@ -84,10 +84,15 @@ rs = [{{ addr = "192.168.100.10:8080" }}, {{ addr = "192.168.100.11:8080" }}]
 
 [control]
 socket = "{sock}"
+
+[trace]
+path = "{trace}"
+max_packets = 1000
 "#,
         input = input.display(),
         output = output.display(),
         sock = dir.join("ctl.sock").display(),
+        trace = dir.join("trace.pcapng").display(),
     );
     let path = dir.join("forwarder.toml");
     std::fs::write(&path, text).expect("config");
@@ -200,6 +205,73 @@ fn fullnat_syns_through_the_real_binary() {
     assert_eq!(svc["packets"], 20, "per-service packets");
     assert_eq!(svc["conns_created"], 20);
     assert_eq!(svc["conns"], 20, "all 20 connections still live");
+
+    // The trace holds what the worker received and sent, marked with worker and direction.
+    let trace = std::fs::read(dir.path().join("trace.pcapng")).expect("trace written");
+    let mut reader = pcap_file::pcapng::PcapNgReader::new(&trace[..]).expect("pcapng");
+    let (mut rx, mut tx, mut names) = (0, 0, Vec::new());
+    while let Some(block) = reader.next_block() {
+        match block.expect("valid block") {
+            pcap_file::pcapng::Block::InterfaceDescription(idb) => {
+                for opt in idb.options {
+                    if let pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption::IfName(n) = opt {
+                        names.push(n.into_owned());
+                    }
+                }
+            }
+            pcap_file::pcapng::Block::EnhancedPacket(epb) => {
+                let comment = epb
+                    .options
+                    .iter()
+                    .find_map(|o| match o {
+                        pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption::Comment(c) => Some(c.to_string()),
+                        _ => None,
+                    })
+                    .expect("each packet has a comment");
+                match comment.as_str() {
+                    "worker=0 rx" => {
+                        assert!(
+                            packets.iter().any(|p| p.as_slice() == epb.data.as_ref()),
+                            "rx copy is an input packet"
+                        );
+                        rx += 1;
+                    }
+                    "worker=0 tx" => {
+                        assert!(
+                            out.iter().any(|p| p.as_slice() == epb.data.as_ref()),
+                            "tx copy is an output packet"
+                        );
+                        tx += 1;
+                    }
+                    other => panic!("unexpected comment {other}"),
+                }
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        (rx, tx),
+        (23, 20),
+        "every packet in and out was traced once"
+    );
+    assert_eq!(
+        names,
+        vec!["p0/q0".to_owned()],
+        "one interface per port and queue"
+    );
+    if Command::new("tshark").arg("-v").output().is_ok() {
+        let t = Command::new("tshark")
+            .args(["-r"])
+            .arg(dir.path().join("trace.pcapng"))
+            .output()
+            .expect("tshark");
+        assert!(
+            t.status.success(),
+            "tshark reads the trace: {}",
+            String::from_utf8_lossy(&t.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), 43);
+    }
     assert_eq!(json["steering"], "single");
 }
 

@@ -32,6 +32,7 @@ use crate::dataplane::verdict::DropReason;
 use crate::dataplane::worker::ConnInfo;
 use crate::runtime::plan;
 use crate::runtime::ports::{OpenPort, Steering};
+use crate::runtime::trace::TraceWriter;
 use crate::runtime::worker::{Command, Reply, WorkerLink};
 use crate::runtime::{owned_addrs, RuntimeError, RuntimePlan};
 
@@ -79,6 +80,7 @@ pub struct Master {
     /// The configuration as the workers hold it (services, local addresses).
     shadow: Shadow,
     lcores: Vec<u32>,
+    trace: Option<TraceWriter>,
     /// Which `Counters::services` slot each service uses (asked from worker 0).
     slots: Vec<(ServiceKey, usize)>,
     server: Option<ControlServer>,
@@ -125,6 +127,7 @@ impl Master {
         open: &[OpenPort],
         io: MasterIo,
         steering: Steering,
+        trace: Option<TraceWriter>,
     ) -> Result<Master, RuntimeError> {
         let MasterIo {
             out,
@@ -184,6 +187,7 @@ impl Master {
             control_dropped: 0,
             shadow,
             lcores,
+            trace,
             slots: Vec::new(),
             server,
             metrics,
@@ -199,6 +203,7 @@ impl Master {
                 break;
             }
             self.poll_control_packets();
+            self.poll_trace();
             self.poll_control_socket();
             self.poll_metrics();
             std::thread::sleep(Duration::from_millis(1));
@@ -440,8 +445,14 @@ impl Master {
         })
     }
 
-    /// Prints a summary and writes the JSON counters where asked.
-    pub fn finish(&self, stats_json: Option<&Path>) {
+    /// Prints a summary and writes the JSON counters where asked (and closes the trace).
+    pub fn finish(&mut self, stats_json: Option<&Path>) {
+        if let Some(t) = self.trace.as_mut() {
+            match t.finish() {
+                Ok(()) => eprintln!("forwarder: trace: {} packets written", t.written),
+                Err(e) => eprintln!("forwarder: {e}"),
+            }
+        }
         for w in self.worker_stats() {
             eprintln!(
                 "forwarder: worker {}: rx {} tx {} drops {} redirects {} control {} conns {} (live {})",
@@ -474,6 +485,15 @@ impl Master {
             server.respond(client, &response);
         }
         self.server = Some(server);
+    }
+
+    fn poll_trace(&mut self) {
+        if let Some(t) = self.trace.as_mut() {
+            if let Err(e) = t.drain() {
+                eprintln!("forwarder: {e}; tracing stops");
+                self.trace = None;
+            }
+        }
     }
 
     fn poll_metrics(&mut self) {

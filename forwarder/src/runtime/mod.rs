@@ -9,6 +9,7 @@ pub mod master;
 pub mod plan;
 pub mod ports;
 pub mod stats;
+pub mod trace;
 pub mod worker;
 
 use std::net::{IpAddr, SocketAddr};
@@ -109,6 +110,8 @@ pub struct RuntimePlan {
     pub stats_json: Option<PathBuf>,
     /// Mbufs in the pool.
     pub mempool_size: u32,
+    /// Packet trace: pcapng file and the most packets to record.
+    pub trace: Option<(PathBuf, u64)>,
 }
 
 /// Queue depth of the master ↔ worker command queues.
@@ -304,7 +307,33 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         })?;
     let mut worker0_in = Some(worker0_in);
 
-    let hz = dpdk::tsc::hz();
+    let clock = Clock::new(dpdk::tsc::hz());
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    // Trace: one SPSC ring per worker would be needed for lock-free producers; one MPSC
+    // ring is enough since each worker enqueues at most one copy per packet it traces.
+    let (trace_tx, trace_writer) = match &plan.trace {
+        Some((path, max)) if *max > 0 => {
+            let (tp, tc) = ring::<Mbuf>("l4lab_trace", 4096, RingMode::MPSC).map_err(|e| {
+                RuntimeError::Dpdk {
+                    what: "trace ring",
+                    source: e,
+                }
+            })?;
+            let pool =
+                Mempool::with_defaults("l4lab_trace", 8191).map_err(|e| RuntimeError::Dpdk {
+                    what: "trace pool",
+                    source: e,
+                })?;
+            let names = open.iter().map(|p| (p.id.0, p.plan.name.clone())).collect();
+            let writer = trace::TraceWriter::create(path, tc, names, epoch)
+                .map_err(RuntimeError::Control)?;
+            let per_worker = (*max).div_ceil(workers as u64);
+            (Some((tp, pool, per_worker)), Some(writer))
+        }
+        _ => (None, None),
+    };
     let mut links = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     let mut redirect_out = redirect_out.into_iter();
@@ -371,7 +400,18 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
             to_master,
             from_master: if w == 0 { worker0_in.take() } else { None },
             link: link.clone(),
-            clock: Clock::new(hz),
+            clock,
+            trace: match &trace_tx {
+                Some((ring, pool, budget)) => Some(trace::Tracer::new(
+                    ring.try_clone().ok_or_else(|| {
+                        RuntimeError::Plan("trace ring is not multi-producer".into())
+                    })?,
+                    pool.clone(),
+                    w as u16,
+                    *budget,
+                )),
+                None => None,
+            },
         };
         let handle =
             dpdk::lcore::launch(lcores[w], move || ctx.run()).map_err(|e| RuntimeError::Dpdk {
@@ -395,7 +435,8 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         quit: quit.clone(),
         lcores: lcores.clone(),
     };
-    let mut master = master::Master::new(&plan, &open, io, steering.clone())?;
+    drop(trace_tx);
+    let mut master = master::Master::new(&plan, &open, io, steering.clone(), trace_writer)?;
     register_telemetry(&links);
     let result = master.run(plan.duration);
 

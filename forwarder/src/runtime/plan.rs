@@ -165,5 +165,9 @@ pub fn plan(
         duration,
         stats_json,
         mempool_size: 16383,
+        trace: config
+            .trace
+            .as_ref()
+            .map(|t| (t.path.clone(), t.max_packets)),
     }
 }

@@ -18,6 +18,7 @@ use crate::dataplane::worker::ConnInfo;
 use crate::dataplane::Worker as Dataplane;
 use crate::runtime::clock::Clock;
 use crate::runtime::stats::SharedCounters;
+use crate::runtime::trace::{Direction, Tracer};
 
 /// How often transmit bursts that are not full are sent anyway.
 pub const TX_DRAIN: Nanos = 100_000;
@@ -143,6 +144,8 @@ pub struct WorkerCtx {
     pub from_master: Option<Consumer<Mbuf>>,
     /// Shared with the master.
     pub link: Arc<WorkerLink>,
+    /// Packet trace, when configured.
+    pub trace: Option<Tracer>,
     /// Time source.
     pub clock: Clock,
 }
@@ -217,6 +220,9 @@ impl WorkerCtx {
     fn process_burst(&mut self, now: Nanos, burst: &mut Burst, origin: Option<(u16, u16)>) {
         for mut m in burst.drain() {
             let (port, queue) = origin.unwrap_or((m.port(), u16::MAX));
+            if let Some(t) = self.trace.as_mut() {
+                t.record(now, Direction::Rx, port, queue, m.data());
+            }
             let meta = RxMeta {
                 port,
                 queue,
@@ -243,6 +249,9 @@ impl WorkerCtx {
             match verdict {
                 Verdict::Tx { port: out } => {
                     if m.set_data_range(head, len).is_ok() {
+                        if let Some(t) = self.trace.as_mut() {
+                            t.record(now, Direction::Tx, out, self.id, m.data());
+                        }
                         self.send(out, m);
                     } else {
                         self.link
