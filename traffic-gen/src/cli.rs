@@ -37,6 +37,9 @@ pub enum ConfigError {
     /// A run would never end.
     #[error("the run would never end: give --count or --duration")]
     Endless,
+    /// `--response-bytes` without a responder.
+    #[error("--response-bytes needs --respond or --respond-to")]
+    ResponseBytesAlone,
     /// A value that needs the port (link share) could not be resolved.
     #[error("{0}")]
     Runtime(String),
@@ -114,9 +117,17 @@ pub struct Args {
     /// Play the real servers: answer what arrives (UDP echo, SYN-ACK, ACK, FIN-ACK).
     #[arg(long, conflicts_with_all = ["pcap"])]
     pub respond: bool,
-    /// Bytes of data the responder sends with each ACK of data.
-    #[arg(long, default_value_t = 0, requires = "respond")]
+    /// Bytes of data the responder sends with each ACK of data (--respond, --respond-to).
+    #[arg(long, default_value_t = 0)]
     pub response_bytes: u16,
+    /// Closed loop on one port: while generating, answer received packets whose IPv4
+    /// destination is in this prefix as the real servers would (same core, same port);
+    /// everything else counts as rx (and latency) of the generated streams.
+    #[arg(long, value_parser = clap::value_parser!(Cidr), conflicts_with_all = ["respond", "pcap"])]
+    pub respond_to: Option<Cidr>,
+    /// Wait this long after the link comes up before sending (lets the peer start polling).
+    #[arg(long, value_parser = units::parse_duration)]
+    pub start_delay: Option<Duration>,
     /// Replay this capture instead of generating.
     #[arg(long)]
     pub pcap: Option<PathBuf>,
@@ -180,6 +191,10 @@ pub struct GenConfig {
     pub dst_mac: [u8; 6],
     /// Source MAC (None: the port's).
     pub src_mac: Option<[u8; 6]>,
+    /// Closed loop: answer packets to this prefix as the real servers.
+    pub respond_to: Option<Cidr>,
+    /// Data bytes with each ACK of data (closed loop).
+    pub response_bytes: u16,
 }
 
 /// Replay settings.
@@ -216,6 +231,8 @@ pub struct Config {
     pub link_timeout: Duration,
     /// No progress lines.
     pub quiet: bool,
+    /// Pause between link up and the first packet.
+    pub start_delay: Duration,
     /// EAL arguments.
     pub eal: Vec<String>,
 }
@@ -225,6 +242,9 @@ impl Args {
     pub fn into_config(self) -> Result<Config, ConfigError> {
         if self.cores == 0 || self.cores > 64 {
             return Err(ConfigError::Cores(self.cores));
+        }
+        if self.response_bytes > 0 && !self.respond && self.respond_to.is_none() {
+            return Err(ConfigError::ResponseBytesAlone);
         }
         let mode = if self.respond {
             Mode::Respond {
@@ -273,6 +293,8 @@ impl Args {
                 latency_every: self.latency_every,
                 dst_mac: self.dst_mac,
                 src_mac: self.src_mac,
+                respond_to: self.respond_to,
+                response_bytes: self.response_bytes,
             })
         };
         Ok(Config {
@@ -284,6 +306,7 @@ impl Args {
             port: self.port,
             link_timeout: self.link_timeout,
             quiet: self.quiet,
+            start_delay: self.start_delay.unwrap_or_default(),
             eal: self.eal,
         })
     }
@@ -387,6 +410,28 @@ mod tests {
             "10"
         ])
         .is_err());
+    }
+
+    #[test]
+    fn closed_loop_options() {
+        let c = parse(&[
+            "--count",
+            "10",
+            "--respond-to",
+            "192.168.100.0/24",
+            "--response-bytes",
+            "10",
+            "--start-delay",
+            "200ms",
+        ])
+        .unwrap();
+        assert_eq!(c.start_delay, Duration::from_millis(200));
+        let Mode::Generate(g) = c.mode else { panic!() };
+        assert_eq!(g.respond_to.unwrap().len, 24);
+        assert_eq!(g.response_bytes, 10);
+        let err = parse(&["--count", "1", "--response-bytes", "5"]).unwrap_err();
+        assert!(err.contains("--respond-to"), "{err}");
+        assert!(parse(&["--respond", "--respond-to", "10.0.0.0/8"]).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use crate::pace::{GapReport, GapStats, Pacer, RateReport};
 use crate::replay::{Capture, ReplayError, Schedule};
 use crate::respond::{respond, RespondCounters};
 use crate::template::{Template, TemplateError, TemplateSpec};
+use crate::units::Cidr;
 
 /// Why a run failed; [`RunError::exit_code`] maps it to the process exit status.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +94,10 @@ struct WorkerReport {
     latency: LatencyRx,
     stamps_sent: u64,
     respond: RespondCounters,
+    /// Closed loop: packets to the servers' prefix received (answered or not).
+    server_rx: u64,
+    /// Closed loop: answers the port accepted.
+    server_tx: u64,
 }
 
 impl WorkerReport {
@@ -107,6 +112,8 @@ impl WorkerReport {
             latency: LatencyRx::new(hz),
             stamps_sent: 0,
             respond: RespondCounters::default(),
+            server_rx: 0,
+            server_tx: 0,
         }
     }
 }
@@ -128,6 +135,18 @@ pub struct PortCounters {
     pub imissed: u64,
     /// Receive drops for lack of mbufs.
     pub rx_nombuf: u64,
+}
+
+/// What the in-process responder of a closed loop (`--respond-to`) saw. `rx_packets` of
+/// the summary then counts only what came back to the generated streams.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClosedLoop {
+    /// The servers' prefix.
+    pub respond_to: String,
+    /// Packets to that prefix received (requests the device forwarded to the servers).
+    pub requests_rx: u64,
+    /// Answers the port accepted.
+    pub replies_tx: u64,
 }
 
 /// The final JSON summary.
@@ -161,8 +180,10 @@ pub struct Summary {
     pub gaps: GapReport,
     /// Latency, when stamps were sent.
     pub latency: Option<LatencyReport>,
-    /// Responder counters (respond mode).
+    /// Responder counters (respond mode, and generate mode with --respond-to).
     pub responder: Option<RespondCounters>,
+    /// Closed loop (--respond-to): the servers' side of the port.
+    pub closed_loop: Option<ClosedLoop>,
     /// The port's own counters.
     pub port_stats: PortCounters,
     /// Things the user should know (rate not sustained, ...).
@@ -229,6 +250,9 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
         .map_err(|e| RunError::LinkDown(e.to_string()))?;
     let mac = port.mac_addr().map_err(start_err("MAC address"))?;
     port.reset_stats().map_err(start_err("reset stats"))?;
+    if !cfg.start_delay.is_zero() {
+        std::thread::sleep(cfg.start_delay);
+    }
 
     let hz = tsc::hz();
     let shared = Shared {
@@ -337,6 +361,8 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
         total.gaps.merge(&r.gaps);
         total.latency.merge(&r.latency);
         total.respond.merge(&r.respond);
+        total.server_rx += r.server_rx;
+        total.server_tx += r.server_tx;
         stamps.push(r.stamps_sent);
     }
     // A paced run is judged over its schedule (the duration when one was given), so a
@@ -358,6 +384,10 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
         ));
     }
     let latency_on = stamps.iter().any(|&s| s > 0);
+    let respond_to = match &cfg.mode {
+        Mode::Generate(g) => g.respond_to,
+        _ => None,
+    };
     let summary = Summary {
         mode: match cfg.mode {
             Mode::Generate(_) => "generate",
@@ -380,7 +410,13 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
         rate,
         gaps: total.gaps.report(hz),
         latency: latency_on.then(|| total.latency.report(&stamps)),
-        responder: matches!(cfg.mode, Mode::Respond { .. }).then(|| total.respond.clone()),
+        responder: (matches!(cfg.mode, Mode::Respond { .. }) || respond_to.is_some())
+            .then(|| total.respond.clone()),
+        closed_loop: respond_to.map(|c| ClosedLoop {
+            respond_to: format!("{}/{}", c.base, c.len),
+            requests_rx: total.server_rx,
+            replies_tx: total.server_tx,
+        }),
         port_stats: PortCounters {
             opackets: stats.opackets,
             ipackets: stats.ipackets,
@@ -507,6 +543,7 @@ struct GenJob {
     duration: Option<Duration>,
     latency_every: u64,
     cores: u64,
+    responder: Option<InlineResponder>,
     shared: Shared,
 }
 
@@ -585,6 +622,11 @@ fn gen_jobs(
             duration: cfg.duration,
             latency_every: g.latency_every,
             cores: u64::from(cores),
+            responder: g.respond_to.map(|net| InlineResponder {
+                net,
+                response_bytes: usize::from(g.response_bytes),
+                scratch: vec![0u8; 2048],
+            }),
             shared: shared.clone(),
         }));
     }
@@ -603,32 +645,125 @@ fn read_stamp(frame: &[u8]) -> Option<Stamp> {
     Stamp::decode(udp.payload())
 }
 
-/// Receives one burst: counts, and records latency stamps.
+/// The servers' side of a closed loop, on a generating core.
+struct InlineResponder {
+    net: Cidr,
+    response_bytes: usize,
+    scratch: Vec<u8>,
+}
+
+/// The IPv4 destination of an untagged Ethernet/IPv4 frame.
 #[inline]
-fn receive(rxq: &mut RxQueue, burst: &mut Burst, rep: &mut WorkerReport, stamps: bool) -> usize {
-    let n = rxq.rx_burst(burst);
-    if n > 0 {
-        if stamps {
-            let now = tsc::cycles();
-            for m in burst.as_slice() {
-                if let Some(s) = read_stamp(m.data()) {
-                    rep.latency.record(&s, now);
+fn ipv4_dst(frame: &[u8]) -> Option<std::net::Ipv4Addr> {
+    if frame.get(12..14)? != [0x08, 0x00] {
+        return None;
+    }
+    let d = frame.get(30..34)?;
+    Some(std::net::Ipv4Addr::new(d[0], d[1], d[2], d[3]))
+}
+
+impl InlineResponder {
+    /// Handles a received burst: packets to the servers' prefix are answered in place and
+    /// sent back out of `txq`; the rest count as the streams' rx (and latency).
+    #[inline]
+    fn serve(
+        &mut self,
+        burst: &mut Burst,
+        txq: &mut TxQueue,
+        rep: &mut WorkerReport,
+        stamps: bool,
+    ) {
+        let (net, resp_len) = (self.net, self.response_bytes);
+        let scratch = &mut self.scratch;
+        let now = if stamps { tsc::cycles() } else { 0 };
+        let (mut streams, mut server) = (0u64, 0u64);
+        let (latency, counters) = (&mut rep.latency, &mut rep.respond);
+        burst.retain(|m| {
+            if !ipv4_dst(m.data()).is_some_and(|d| net.contains(d)) {
+                streams += 1;
+                if stamps {
+                    if let Some(s) = read_stamp(m.data()) {
+                        latency.record(&s, now);
+                    }
                 }
+                return false;
             }
+            server += 1;
+            let outcome = respond(m.data(), scratch, resp_len);
+            counters.count(outcome);
+            let Ok(reply) = outcome else { return false };
+            let (have, want) = (m.data_len(), reply.len());
+            let resized = if want < have {
+                m.trim(have - want).is_ok()
+            } else {
+                m.append(want - have).is_ok()
+            };
+            if !resized {
+                return false;
+            }
+            m.data_mut().copy_from_slice(&scratch[..want]);
+            true
+        });
+        rep.rx += streams;
+        rep.server_rx += server;
+        // Retry a full ring a few times, then drop the rest (counted as not sent).
+        for _ in 0..64 {
+            if burst.is_empty() {
+                break;
+            }
+            rep.server_tx += txq.tx_burst(burst) as u64;
         }
-        rep.rx += n as u64;
         burst.clear();
     }
+}
+
+/// Receives one burst: counts, and records latency stamps; in a closed loop, answers
+/// what is addressed to the servers.
+#[inline]
+fn receive(
+    rxq: &mut RxQueue,
+    txq: &mut TxQueue,
+    burst: &mut Burst,
+    rep: &mut WorkerReport,
+    stamps: bool,
+    responder: Option<&mut InlineResponder>,
+) -> usize {
+    let n = rxq.rx_burst(burst);
+    if n == 0 {
+        return 0;
+    }
+    if let Some(r) = responder {
+        r.serve(burst, txq, rep, stamps);
+        return n;
+    }
+    if stamps {
+        let now = tsc::cycles();
+        for m in burst.as_slice() {
+            if let Some(s) = read_stamp(m.data()) {
+                rep.latency.record(&s, now);
+            }
+        }
+    }
+    rep.rx += n as u64;
+    burst.clear();
     n
 }
 
 /// Polls rx until it has been quiet for 50 ms (at most 1 s), for in-flight packets.
-fn drain_rx(rxq: &mut RxQueue, burst: &mut Burst, rep: &mut WorkerReport, stamps: bool, hz: u64) {
+fn drain_rx(
+    rxq: &mut RxQueue,
+    txq: &mut TxQueue,
+    burst: &mut Burst,
+    rep: &mut WorkerReport,
+    stamps: bool,
+    hz: u64,
+    mut responder: Option<&mut InlineResponder>,
+) {
     let start = tsc::cycles();
     let mut last = start;
     loop {
         let now = tsc::cycles();
-        if receive(rxq, burst, rep, stamps) > 0 {
+        if receive(rxq, txq, burst, rep, stamps, responder.as_deref_mut()) > 0 {
             last = now;
         }
         if now - last > hz / 20 || now - start > hz {
@@ -689,7 +824,14 @@ impl GenJob {
                     next_tick = now + hz;
                 }
             }
-            receive(&mut self.rxq, &mut rx_burst, &mut rep, stamps_on);
+            receive(
+                &mut self.rxq,
+                &mut self.txq,
+                &mut rx_burst,
+                &mut rep,
+                stamps_on,
+                self.responder.as_mut(),
+            );
             if tx_burst.is_empty() {
                 let want = match &pacer {
                     Some(p) => p.want(now, rep.tx),
@@ -775,7 +917,15 @@ impl GenJob {
         }
         tx_burst.clear();
         rep.tx_secs = last_tx.saturating_sub(start) as f64 / hz as f64;
-        drain_rx(&mut self.rxq, &mut rx_burst, &mut rep, stamps_on, hz);
+        drain_rx(
+            &mut self.rxq,
+            &mut self.txq,
+            &mut rx_burst,
+            &mut rep,
+            stamps_on,
+            hz,
+            self.responder.as_mut(),
+        );
         live.tx.store(rep.tx, Ordering::Relaxed);
         live.rx.store(rep.rx, Ordering::Relaxed);
         rep
@@ -853,7 +1003,14 @@ impl ReplayJob {
                 tick();
                 next_tick = now + hz;
             }
-            receive(&mut self.rxq, &mut rx_burst, &mut rep, false);
+            receive(
+                &mut self.rxq,
+                &mut self.txq,
+                &mut rx_burst,
+                &mut rep,
+                false,
+                None,
+            );
             let mut first_in_burst = true;
             while burst.len() < BURST_SIZE && n < total {
                 let due = start
@@ -901,7 +1058,15 @@ impl ReplayJob {
         }
         burst.clear();
         rep.tx_secs = last_tx.saturating_sub(start) as f64 / hz as f64;
-        drain_rx(&mut self.rxq, &mut rx_burst, &mut rep, false, hz);
+        drain_rx(
+            &mut self.rxq,
+            &mut self.txq,
+            &mut rx_burst,
+            &mut rep,
+            false,
+            hz,
+            None,
+        );
         live.tx.store(rep.tx, Ordering::Relaxed);
         rep
     }

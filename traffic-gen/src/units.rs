@@ -236,6 +236,13 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// Whether `addr` lies in the prefix.
+    #[inline]
+    pub fn contains(self, addr: Ipv4Addr) -> bool {
+        let mask = u32::MAX.checked_shl(32 - u32::from(self.len)).unwrap_or(0);
+        (u32::from(addr) ^ u32::from(self.base)) & mask == 0
+    }
+
     /// Addresses in the prefix (2^(32 - len)).
     pub fn size(self) -> u64 {
         1u64 << (32 - u32::from(self.len))
@@ -403,6 +410,18 @@ impl FromStr for ReplayMode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cidr_contains() {
+        let c: Cidr = "192.168.100.0/24".parse().unwrap();
+        assert!(c.contains(Ipv4Addr::new(192, 168, 100, 10)));
+        assert!(!c.contains(Ipv4Addr::new(192, 168, 101, 10)));
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(Ipv4Addr::new(1, 2, 3, 4)));
+        let one: Cidr = "10.0.0.1/32".parse().unwrap();
+        assert!(one.contains(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(!one.contains(Ipv4Addr::new(10, 0, 0, 2)));
+    }
 
     #[test]
     fn rates() {
