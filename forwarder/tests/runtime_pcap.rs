@@ -133,6 +133,7 @@ fn fullnat_syns_through_the_real_binary() {
     let out = read_pcap(&output);
     let mut forwarded = 0;
     let mut arp_replies = 0;
+    let mut gratuitous = std::collections::BTreeSet::new();
     let mut rs_seen = std::collections::BTreeMap::new();
     let mut lports = std::collections::BTreeSet::new();
     for frame in &out {
@@ -171,6 +172,12 @@ fn fullnat_syns_through_the_real_binary() {
                 *rs_seen.entry(dst).or_insert(0) += 1;
                 assert!(lports.insert(tcp.source_port()), "local port used twice");
             }
+            _ if frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] => {
+                // Gratuitous ARP at start: sender and target are the same owned address.
+                assert_eq!(&frame[0..6], &[0xff; 6]);
+                assert_eq!(&frame[28..32], &frame[38..42]);
+                gratuitous.insert(frame[28..32].to_vec());
+            }
             _ => {
                 // ARP reply for the VIP.
                 assert_eq!(&frame[12..14], &[0x08, 0x06]);
@@ -182,6 +189,13 @@ fn fullnat_syns_through_the_real_binary() {
             }
         }
     }
+    assert_eq!(
+        gratuitous,
+        [vec![10, 0, 0, 1], vec![192, 168, 100, 200]]
+            .into_iter()
+            .collect(),
+        "the VIP and the local address are announced"
+    );
     assert_eq!(forwarded, 20, "every SYN to the service was forwarded");
     assert_eq!(arp_replies, 1, "only the VIP's ARP request is answered");
     assert_eq!(
@@ -200,6 +214,7 @@ fn fullnat_syns_through_the_real_binary() {
     assert_eq!(w["drops"]["no_service"], 1);
     assert_eq!(w["conns_created"], 20);
     assert_eq!(json["arp_replies"], 1);
+    assert_eq!(json["announcements"], 2);
     let svc = &json["services"][0];
     assert_eq!(svc["vip"], "10.0.0.1:80");
     assert_eq!(svc["packets"], 20, "per-service packets");

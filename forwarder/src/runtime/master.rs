@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dpdk::ring::{Consumer, Producer};
-use dpdk::{Burst, Mbuf};
-use l4lab_wire::{ArpOperation, ArpPacket, EtherType, EthernetAddress, EthernetFrame};
+use dpdk::{Burst, Mbuf, Mempool};
 
 use crate::control::config::{Mode as CfgMode, Proto as CfgProto, Scheduler};
 use crate::control::metrics::{
@@ -30,6 +29,7 @@ use crate::dataplane::sched::SchedKind;
 use crate::dataplane::types::Proto;
 use crate::dataplane::verdict::DropReason;
 use crate::dataplane::worker::ConnInfo;
+use crate::runtime::neigh;
 use crate::runtime::plan;
 use crate::runtime::ports::{OpenPort, Steering};
 use crate::runtime::trace::TraceWriter;
@@ -77,6 +77,7 @@ pub struct Master {
     seq: u64,
     arp_replies: u64,
     control_dropped: u64,
+    announced: u64,
     /// The configuration as the workers hold it (services, local addresses).
     shadow: Shadow,
     lcores: Vec<u32>,
@@ -185,6 +186,7 @@ impl Master {
             seq: 0,
             arp_replies: 0,
             control_dropped: 0,
+            announced: 0,
             shadow,
             lcores,
             trace,
@@ -195,9 +197,10 @@ impl Master {
     }
 
     /// Runs the control loop until `quit` is set or `duration` has passed.
-    pub fn run(&mut self, duration: Option<Duration>) -> Result<(), RuntimeError> {
+    pub fn run(&mut self, duration: Option<Duration>, pool: &Mempool) -> Result<(), RuntimeError> {
         let start = Instant::now();
         self.refresh_slots();
+        self.announce(pool);
         while !self.quit.load(Ordering::Relaxed) {
             if duration.is_some_and(|d| start.elapsed() >= d) {
                 break;
@@ -230,56 +233,54 @@ impl Master {
         }
     }
 
-    /// Answers ARP requests for owned addresses; everything else is counted and freed.
+    /// Answers ARP and neighbour solicitations for owned addresses; everything else is
+    /// counted and freed.
     fn control_packet(&mut self, mut m: Mbuf) {
         let port = m.port();
         let Some(idx) = self.ports.iter().position(|p| p.id == port) else {
             self.control_dropped += 1;
             return;
         };
-        let our_mac = EthernetAddress(self.ports[idx].mac);
-        let answered = {
-            let data = m.data_mut();
-            match EthernetFrame::new_checked(&mut data[..]) {
-                Ok(eth) if eth.effective_ethertype() == EtherType::ARP => {
-                    let l3 = eth.l3_offset();
-                    let asker = eth.src_addr();
-                    let reply = {
-                        let buf = eth.into_inner();
-                        match ArpPacket::new_checked(&mut buf[l3..]) {
-                            Ok(mut arp)
-                                if arp.operation() == ArpOperation::REQUEST
-                                    && self
-                                        .owned
-                                        .contains(&IpAddr::V4(arp.target_protocol_addr())) =>
-                            {
-                                arp.make_reply(our_mac);
-                                true
-                            }
-                            _ => false,
-                        }
-                    };
-                    if reply {
-                        if let Ok(mut eth) = EthernetFrame::new_checked(&mut data[..]) {
-                            eth.set_dst_addr(asker);
-                            eth.set_src_addr(our_mac);
-                        }
-                    }
-                    reply
-                }
-                _ => false,
-            }
+        let Some(reply) = neigh::answer(m.data(), self.ports[idx].mac, &self.owned) else {
+            self.control_dropped += 1;
+            return;
         };
-        if !answered {
+        m.reset();
+        if m.extend_from_slice(&reply).is_err() {
             self.control_dropped += 1;
             return;
         }
+        self.send_out(port, m);
+    }
+
+    /// Sends through worker 0's transmit queue of `port`.
+    fn send_out(&mut self, port: u16, mut m: Mbuf) {
         m.set_port(port);
         if self.out.enqueue(m).is_ok() {
             self.arp_replies += 1;
         } else {
             self.control_dropped += 1;
         }
+    }
+
+    /// Gratuitous ARP / unsolicited advertisements for every owned address on every port.
+    fn announce(&mut self, pool: &Mempool) {
+        let mut sent = 0;
+        for i in 0..self.ports.len() {
+            let (id, mac) = (self.ports[i].id, self.ports[i].mac);
+            for frame in neigh::announcements(mac, &self.owned) {
+                let Some(mut m) = Mbuf::alloc(pool) else {
+                    return;
+                };
+                if m.extend_from_slice(&frame).is_ok() {
+                    m.set_port(id);
+                    if self.out.enqueue(m).is_ok() {
+                        sent += 1;
+                    }
+                }
+            }
+        }
+        self.announced = sent;
     }
 
     /// Applies a change on every worker: first on worker 0; only if it accepts, on the
@@ -440,6 +441,7 @@ impl Master {
             "ports": self.ports.iter().map(|p| serde_json::json!({"name": p.name, "id": p.id})).collect::<Vec<_>>(),
             "services": serde_json::to_value(&self.snapshot().services).unwrap_or_default(),
             "arp_replies": self.arp_replies,
+            "announcements": self.announced,
             "control_dropped": self.control_dropped,
             "workers": workers,
         })

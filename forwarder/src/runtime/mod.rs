@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod master;
+pub mod neigh;
 pub mod plan;
 pub mod ports;
 pub mod stats;
@@ -438,7 +439,7 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     drop(trace_tx);
     let mut master = master::Master::new(&plan, &open, io, steering.clone(), trace_writer)?;
     register_telemetry(&links);
-    let result = master.run(plan.duration);
+    let result = master.run(plan.duration, &pool);
 
     for link in &links {
         link.quit.store(true, Ordering::Relaxed);
