@@ -12,6 +12,9 @@
 //! - [`gen`]: the standard captures (`harness pcaps gen`).
 //! - [`split`], [`replay`]: `harness rss split`, `harness replay --retarget`.
 //! - [`capture`], [`packet`]: pcap I/O and the etherparse-based packet summary.
+//! - [`topology`], [`run`]: scenarios through the forwarder (in-process dataplane, the
+//!   `forwarder` binary on net_pcap) and `harness run`. Only `topology` depends on the
+//!   forwarder crate, to drive it; the oracle does not.
 #![forbid(unsafe_code)]
 
 pub mod capture;
@@ -21,5 +24,7 @@ pub mod oracle;
 pub mod packet;
 pub mod replay;
 pub mod rss;
+pub mod run;
 pub mod scenario;
 pub mod split;
+pub mod topology;

@@ -52,6 +52,12 @@ enum Command {
     /// The standard captures and their scenario files.
     #[command(subcommand)]
     Pcaps(PcapsCommand),
+    /// Run scenarios through the forwarder and check them with the oracle.
+    ///
+    /// Prints `PASS|FAIL|SKIP scenario topology …` per scenario and topology, then every
+    /// failure (packet, field, expected vs got); writes `OUT/scenarios/*.json`,
+    /// `OUT/mismatches/*.pcap` and `OUT/summary.json`. Exit status 1 on any failure.
+    Run(harness::run::RunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +176,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Run(args) => harness::run::run_cli(&args),
         Command::Replay {
             retarget,
             input,
