@@ -109,6 +109,7 @@ fn run(args: &[String]) -> ExitCode {
         Err(code) => return code,
     };
     let mut plan = runtime::plan::plan(&config, duration, stats_json);
+    plan.config_path = Some(config_path.clone());
     plan.eal_args.extend(eal.iter().cloned());
     match runtime::run(plan) {
         Ok(()) => ExitCode::SUCCESS,

@@ -478,7 +478,7 @@ fn svc(vip: &str, port: u16, proto: &str, mode: &str) -> String {
 )]
 #[case::bad_steering(
     format!("{PORT}[steering]\nmode = \"fdir\"\n"),
-    "t.toml:5:8: steering.mode: expected auto, flow or rss, got \"fdir\""
+    "t.toml:5:8: steering.mode: expected auto, flow, rss or partition, got \"fdir\""
 )]
 #[case::bad_timeout(
     format!("{PORT}[timeouts.tcp]\nestablished = \"0s\"\n"),

@@ -279,8 +279,49 @@ metrics = "127.0.0.1:{metrics_port}"
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("\"w0_rx_packets\""), "telemetry said: {text}");
 
-    // SIGTERM stops it cleanly and the socket goes away.
+    // SIGHUP rereads the file: the 10.0.0.2 service (added by ctl, not in the file) goes,
+    // the file's service gets a second real server and a new weight.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let text = text.replace(
+        r#"rs = [{ addr = "192.168.100.10:8080", weight = 3 }]"#,
+        r#"rs = [{ addr = "192.168.100.10:8080", weight = 4 }, { addr = "192.168.100.11:8080" }]"#,
+    );
+    std::fs::write(&cfg, text).expect("rewrite config");
     let pid = running.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let start = Instant::now();
+    loop {
+        let list = ctl_json(&sock, &["service", "list"]);
+        let services = list["services"].as_array().cloned().unwrap_or_default();
+        if services.len() == 1 && services[0]["real_servers"].as_array().map(Vec::len) == Some(2) {
+            assert_eq!(services[0]["real_servers"][0]["weight"], 4);
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGHUP reload not applied: {list}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // A broken file on SIGHUP changes nothing and the forwarder keeps running.
+    std::fs::write(&cfg, "[[port]]\nname = 3\n").expect("break config");
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    let list = ctl_json(&sock, &["service", "list"]);
+    assert_eq!(
+        list["services"][0]["real_servers"].as_array().map(Vec::len),
+        Some(2)
+    );
+
+    // SIGTERM stops it cleanly and the socket goes away.
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()

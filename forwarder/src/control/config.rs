@@ -676,6 +676,10 @@ pub enum SteeringMode {
     Flow,
     /// RSS-aware local port choice only.
     Rss,
+    /// DPVS's port partition (`lport & mask == worker`) with no flow rules: replies that
+    /// land on another worker are passed to the owner over the redirect rings. For devices
+    /// whose steering is done elsewhere, and to exercise the redirect path.
+    Partition,
 }
 
 impl fmt::Display for SteeringMode {
@@ -684,6 +688,7 @@ impl fmt::Display for SteeringMode {
             SteeringMode::Auto => "auto",
             SteeringMode::Flow => "flow",
             SteeringMode::Rss => "rss",
+            SteeringMode::Partition => "partition",
         })
     }
 }
@@ -1236,11 +1241,12 @@ impl Ctx<'_> {
                         "auto" => SteeringMode::Auto,
                         "flow" => SteeringMode::Flow,
                         "rss" => SteeringMode::Rss,
+                        "partition" => SteeringMode::Partition,
                         other => {
                             return Err(self.error(
                                 m.span(),
                                 "steering.mode",
-                                format!("expected auto, flow or rss, got {other:?}"),
+                                format!("expected auto, flow, rss or partition, got {other:?}"),
                             ))
                         }
                     },

@@ -73,6 +73,8 @@ pub struct Master {
     links: Vec<Arc<WorkerLink>>,
     steering: Steering,
     quit: Arc<AtomicBool>,
+    hup: Arc<AtomicBool>,
+    config_path: Option<std::path::PathBuf>,
     owned: Vec<IpAddr>,
     seq: u64,
     arp_replies: u64,
@@ -117,6 +119,8 @@ pub struct MasterIo {
     pub links: Vec<Arc<WorkerLink>>,
     /// Set to stop (signals, `duration`).
     pub quit: Arc<AtomicBool>,
+    /// Set by SIGHUP: reread the configuration file.
+    pub hup: Arc<AtomicBool>,
     /// The workers' lcores.
     pub lcores: Vec<u32>,
 }
@@ -135,6 +139,7 @@ impl Master {
             control_rx,
             links,
             quit,
+            hup,
             lcores,
         } = io;
         let rs_port = open.get(plan.reply_port).map_or(0, |p| p.id.0);
@@ -182,6 +187,8 @@ impl Master {
             links,
             steering,
             quit,
+            hup,
+            config_path: plan.config_path.clone(),
             owned: owned_addrs(&plan.dataplane),
             seq: 0,
             arp_replies: 0,
@@ -204,6 +211,9 @@ impl Master {
         while !self.quit.load(Ordering::Relaxed) {
             if duration.is_some_and(|d| start.elapsed() >= d) {
                 break;
+            }
+            if self.hup.swap(false, Ordering::Relaxed) {
+                self.reload();
             }
             self.poll_control_packets();
             self.poll_trace();
@@ -487,6 +497,145 @@ impl Master {
             server.respond(client, &response);
         }
         self.server = Some(server);
+    }
+
+    /// SIGHUP: rereads the configuration file and applies what changed in services, real
+    /// servers and local addresses through the same path as control commands. Ports,
+    /// workers, EAL arguments, tables and the control section need a restart.
+    pub fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            eprintln!("forwarder: SIGHUP: no configuration file to reload");
+            return;
+        };
+        let config = match crate::control::config::Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("forwarder: SIGHUP: configuration not reloaded: {e}");
+                return;
+            }
+        };
+        let new = plan::plan(&config, None, None);
+        let mut wanted = new.dataplane.services.clone();
+        for s in &mut wanted {
+            for rs in &mut s.real_servers {
+                rs.port = self.shadow.rs_port;
+            }
+        }
+        let mut changes = Vec::new();
+        for old in &self.shadow.services {
+            match wanted.iter().find(|w| w.key == old.key) {
+                None => changes.push(ConfigChange::RemoveService(old.key)),
+                Some(w)
+                    if w.mode != old.mode
+                        || w.sched != old.sched
+                        || w.toa != old.toa
+                        || w.persistence != old.persistence =>
+                {
+                    changes.push(ConfigChange::RemoveService(old.key));
+                    changes.push(ConfigChange::AddService(w.clone()));
+                }
+                Some(w) => {
+                    for rs in &old.real_servers {
+                        match w.real_servers.iter().find(|r| r.addr == rs.addr) {
+                            None => changes.push(ConfigChange::RemoveRealServer {
+                                service: old.key,
+                                addr: rs.addr,
+                            }),
+                            Some(n) if n.weight != rs.weight => {
+                                changes.push(ConfigChange::SetWeight {
+                                    service: old.key,
+                                    addr: rs.addr,
+                                    weight: n.weight,
+                                })
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    for rs in &w.real_servers {
+                        if !old.real_servers.iter().any(|r| r.addr == rs.addr) {
+                            changes.push(ConfigChange::AddRealServer {
+                                service: old.key,
+                                rs: *rs,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for w in &wanted {
+            if !self.shadow.services.iter().any(|s| s.key == w.key) {
+                changes.push(ConfigChange::AddService(w.clone()));
+            }
+        }
+        let old_laddrs: Vec<IpAddr> = self.shadow.laddrs.iter().map(|(_, a)| *a).collect();
+        for a in &new.dataplane.laddrs {
+            if !old_laddrs.contains(a) {
+                changes.push(ConfigChange::AddLaddr(*a));
+            }
+        }
+        for a in &old_laddrs {
+            if !new.dataplane.laddrs.contains(a) {
+                changes.push(ConfigChange::RemoveLaddr(*a));
+            }
+        }
+        let (mut applied, mut refused) = (0, 0);
+        for change in changes {
+            match self.change(change.clone()) {
+                Ok(()) => {
+                    applied += 1;
+                    self.shadow_apply(&change);
+                }
+                Err(e) => {
+                    refused += 1;
+                    eprintln!("forwarder: SIGHUP: {change:?} refused: {e}");
+                }
+            }
+        }
+        eprintln!(
+            "forwarder: SIGHUP: {} reloaded: {applied} changes applied, {refused} refused",
+            path.display()
+        );
+    }
+
+    /// Mirrors an applied change in the master's copy of the configuration.
+    fn shadow_apply(&mut self, change: &ConfigChange) {
+        let sh = &mut self.shadow;
+        match change {
+            ConfigChange::AddService(s) => sh.services.push(s.clone()),
+            ConfigChange::RemoveService(k) => sh.services.retain(|s| s.key != *k),
+            ConfigChange::AddRealServer { service, rs } => {
+                if let Some(s) = sh.services.iter_mut().find(|s| s.key == *service) {
+                    s.real_servers.push(*rs);
+                }
+            }
+            ConfigChange::RemoveRealServer { service, addr } => {
+                if let Some(s) = sh.services.iter_mut().find(|s| s.key == *service) {
+                    s.real_servers.retain(|r| r.addr != *addr);
+                }
+            }
+            ConfigChange::SetWeight {
+                service,
+                addr,
+                weight,
+            } => {
+                if let Some(r) = sh
+                    .services
+                    .iter_mut()
+                    .find(|s| s.key == *service)
+                    .and_then(|s| s.real_servers.iter_mut().find(|r| r.addr == *addr))
+                {
+                    r.weight = *weight;
+                }
+            }
+            ConfigChange::AddLaddr(a) => {
+                let port = sh.laddr_port.clone();
+                sh.laddrs.push((port, *a));
+                if !self.owned.contains(a) {
+                    self.owned.push(*a);
+                }
+            }
+            ConfigChange::RemoveLaddr(a) => sh.laddrs.retain(|(_, x)| x != a),
+        }
     }
 
     fn poll_trace(&mut self) {

@@ -113,6 +113,8 @@ pub struct RuntimePlan {
     pub mempool_size: u32,
     /// Packet trace: pcapng file and the most packets to record.
     pub trace: Option<(PathBuf, u64)>,
+    /// The configuration file, reread on SIGHUP.
+    pub config_path: Option<PathBuf>,
 }
 
 /// Queue depth of the master ↔ worker command queues.
@@ -425,6 +427,9 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     drop(control_tx);
 
     let quit = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .map_err(|e| RuntimeError::Control(format!("signal handler: {e}")))?;
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, quit.clone())
             .map_err(|e| RuntimeError::Control(format!("signal handler: {e}")))?;
@@ -434,6 +439,7 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         control_rx,
         links: links.clone(),
         quit: quit.clone(),
+        hup,
         lcores: lcores.clone(),
     };
     drop(trace_tx);

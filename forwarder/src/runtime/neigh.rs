@@ -250,7 +250,11 @@ mod tests {
             panic!("icmpv6")
         };
         assert_eq!(reply[14 + 40], 136, "a neighbour advertisement");
-        assert_eq!(reply[14 + 40 + 4] & 0x60, 0x60, "solicited and override flags");
+        assert_eq!(
+            reply[14 + 40 + 4] & 0x60,
+            0x60,
+            "solicited and override flags"
+        );
         let expect = icmp
             .icmp_type()
             .calc_checksum(vip.octets(), asker.octets(), icmp.payload())

@@ -157,6 +157,7 @@ pub fn plan(
             cfg::SteeringMode::Auto => SteeringMode::Auto,
             cfg::SteeringMode::Flow => SteeringMode::Flow,
             cfg::SteeringMode::Rss => SteeringMode::Rss,
+            cfg::SteeringMode::Partition => SteeringMode::Partition,
         },
         reply_port: reply,
         dataplane: dp,
@@ -169,5 +170,6 @@ pub fn plan(
             .trace
             .as_ref()
             .map(|t| (t.path.clone(), t.max_packets)),
+        config_path: None,
     }
 }

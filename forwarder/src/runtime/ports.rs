@@ -180,6 +180,8 @@ pub enum SteeringMode {
     Flow,
     /// RSS-aware port choice only.
     Rss,
+    /// Port partition without flow rules; wrong-worker replies are redirected.
+    Partition,
 }
 
 /// What was decided, and why (shown by `stats` and logged at start).
@@ -197,6 +199,8 @@ pub enum Steering {
         /// Why flow rules are not used.
         reason: String,
     },
+    /// Port partition with no flow rules: replies reaching another worker are redirected.
+    Partition,
 }
 
 impl fmt::Display for Steering {
@@ -208,6 +212,9 @@ impl fmt::Display for Steering {
                 "rte_flow ({rules} rules: local address + port mask -> owner queue)"
             ),
             Steering::Rss { reason } => write!(f, "rss-aware local ports ({reason})"),
+            Steering::Partition => f.write_str(
+                "port partition without flow rules (replies on the wrong worker are redirected)",
+            ),
         }
     }
 }
@@ -219,6 +226,7 @@ impl Steering {
             Steering::Single => "single",
             Steering::Flow { .. } => "flow",
             Steering::Rss { .. } => "rss",
+            Steering::Partition => "partition",
         }
     }
 }
@@ -235,6 +243,9 @@ pub fn decide_steering(
 ) -> Result<(Steering, Vec<FlowRule>), RuntimeError> {
     if workers <= 1 && mode != SteeringMode::Flow {
         return Ok((Steering::Single, Vec::new()));
+    }
+    if mode == SteeringMode::Partition {
+        return Ok((Steering::Partition, Vec::new()));
     }
     if mode == SteeringMode::Rss {
         return Ok((
