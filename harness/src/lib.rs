@@ -17,6 +17,7 @@
 //!   forwarder crate, to drive it; the oracle does not.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod capture;
 pub mod checks;
 pub mod gen;

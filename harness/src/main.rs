@@ -52,6 +52,8 @@ enum Command {
     /// The standard captures and their scenario files.
     #[command(subcommand)]
     Pcaps(PcapsCommand),
+    /// NDR/PDR of the forwarder over memif beside the testpmd macswap ceiling.
+    Bench(harness::bench::BenchArgs),
     /// Run scenarios through the forwarder and check them with the oracle.
     ///
     /// Prints `PASS|FAIL|SKIP scenario topology …` per scenario and topology, then every
@@ -176,6 +178,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Bench(args) => harness::bench::run_cli(&args),
         Command::Run(args) => harness::run::run_cli(&args),
         Command::Replay {
             retarget,

@@ -201,6 +201,7 @@ impl LatencyRx {
                 self.hist.min()
             },
             p50_ns: self.quantile_ns(0.5),
+            p90_ns: self.quantile_ns(0.90),
             p99_ns: self.quantile_ns(0.99),
             p999_ns: self.quantile_ns(0.999),
             max_ns: if self.hist.is_empty() {
@@ -251,6 +252,8 @@ pub struct LatencyReport {
     pub min_ns: u64,
     /// Median, ns.
     pub p50_ns: u64,
+    /// 90th percentile, ns.
+    pub p90_ns: u64,
     /// 99th percentile, ns.
     pub p99_ns: u64,
     /// 99.9th percentile, ns.
