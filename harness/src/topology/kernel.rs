@@ -41,7 +41,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::capture::{self, Frame};
-use crate::checks::checksums_valid;
+use crate::checks::{checksums_valid, ChecksumError, ChecksumKind};
 
 /// The service address the client connects to.
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 77, 100, 1);
@@ -248,6 +248,9 @@ struct Capture {
 pub struct Finished {
     /// The forwarder's final counters (`--stats-json`).
     pub stats: serde_json::Value,
+    /// Its live counters (`ctl stats`) just before it was stopped: these have per-port
+    /// device counters, which the final JSON leaves out.
+    pub live: Option<serde_json::Value>,
     /// Frames on the client's interface.
     pub client: Vec<Frame>,
     /// Frames on each server's interface.
@@ -919,6 +922,8 @@ socket = "{sock}"
     /// Stops the forwarder (SIGTERM) and the captures; its final counters and the frames.
     pub fn stop(&mut self) -> Result<Finished> {
         let log = self.dir.join("forwarder.log");
+        std::thread::sleep(Duration::from_millis(100));
+        let live = self.live_stats().ok();
         if let Some(mut f) = self.forwarder.take() {
             terminate(&mut f, Duration::from_secs(10));
         }
@@ -952,6 +957,7 @@ socket = "{sock}"
         let client = frames.next().unwrap_or_default();
         Ok(Finished {
             stats,
+            live,
             client,
             servers: frames.collect(),
             capture_drops,
@@ -1020,7 +1026,11 @@ impl WrkResult {
         for line in text.lines().map(str::trim) {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
-                ["Latency", avg, ..] => r.latency_avg_us = duration_us(avg).unwrap_or(0.0),
+                ["Latency", avg, ..] => {
+                    if let Some(v) = duration_us(avg) {
+                        r.latency_avg_us = v;
+                    }
+                }
                 [n, "requests", "in", ..] => {
                     r.requests = n.parse().unwrap_or(0);
                     seen = true;
@@ -1133,17 +1143,37 @@ pub fn tcp_summary(frame: &[u8]) -> Option<TcpSummary> {
     })
 }
 
+/// Whether a checksum error is a TCP checksum written as 0xffff (−0) where the full
+/// computation gives 0x0000 (+0). Both verify (the sum over the segment is −0 either way,
+/// and Linux and tshark accept it); Linux itself writes 0xffff (`skb_checksum_help` puts
+/// `CSUM_MANGLED_0` for a zero result), so this is not a fault.
+pub fn is_negative_zero(e: &ChecksumError) -> bool {
+    matches!(e, ChecksumError::Mismatch(m)
+        if m.kind == ChecksumKind::Tcp && m.expected == 0 && m.got == 0xffff)
+}
+
 /// Frames whose IPv4/TCP/UDP checksums do not match a recomputation from scratch, as
-/// `"<side> frame N: <mismatch>"`.
+/// `"<side> frame N (tuple, flags, sender): <mismatch>"`; a TCP −0 ([`is_negative_zero`])
+/// passes.
 pub fn checksum_failures(side: &str, frames: &[Frame]) -> Vec<String> {
     frames
         .iter()
         .enumerate()
         .filter(|(_, f)| f.data.get(12..14) == Some(&[0x08, 0x00]))
         .filter_map(|(i, f)| {
-            checksums_valid(&f.data)
-                .err()
-                .map(|e| format!("{side} frame {}: {e}", i + 1))
+            let err = checksums_valid(&f.data).err()?;
+            (!is_negative_zero(&err)).then_some(err).map(|e| {
+                let what = tcp_summary(&f.data).map_or_else(String::new, |t| {
+                    format!(
+                        " ({} → {}, flags 0x{:02x}, from {})",
+                        t.src,
+                        t.dst,
+                        t.flags,
+                        mac_str(t.src_mac)
+                    )
+                });
+                format!("{side} frame {}{what}: {e}", i + 1)
+            })
         })
         .collect()
 }
@@ -1171,54 +1201,96 @@ fn port_stat(stats: &serde_json::Value, port: &str, key: &str) -> u64 {
         .map_or(0, |p| num(p, &[key]))
 }
 
-/// Compares the forwarder's per-port counters with what the captures saw on the other end
-/// of each link. Differences up to `slack` (frames tcpdump or the ring dropped) are
-/// accepted. Returns the comparison as text, or the mismatches.
+fn sum_workers(stats: &serde_json::Value, key: &str) -> u64 {
+    stats["workers"]
+        .as_array()
+        .map_or(0, |ws| ws.iter().map(|w| num(w, &[key])).sum())
+}
+
+const BROADCAST: [u8; 6] = [0xff; 6];
+
+/// Compares the forwarder's counters with what the captures saw on the other end of each
+/// link: the final per-worker totals (received = frames the client and the servers sent;
+/// transmitted + ARP replies = unicast frames the peers got from it), and, where the live
+/// snapshot has them, the per-port device counters (broadcasts such as gratuitous ARP
+/// included, counted once per link). Differences up to `slack` (frames tcpdump or the
+/// ring dropped) are accepted. Returns the comparison as text, or the mismatches.
 pub fn reconcile(done: &Finished, slack: u64) -> Result<String> {
-    let s = &done.stats;
     let client_sent = count(&done.client, CLIENT_MAC, None);
     let client_got = count(&done.client, FWD_CLIENT_MAC, Some(CLIENT_MAC));
+    let client_bcast = count(&done.client, FWD_CLIENT_MAC, Some(BROADCAST));
     let mut servers_sent = 0;
     let mut servers_got = 0;
     for (i, frames) in done.servers.iter().enumerate() {
         servers_sent += count(frames, SERVER_MACS[i], None);
         servers_got += count(frames, FWD_SERVER_MAC, Some(SERVER_MACS[i]));
     }
-    let rows = [
+    let servers_bcast = done
+        .servers
+        .first()
+        .map_or(0, |f| count(f, FWD_SERVER_MAC, Some(BROADCAST)));
+    let s = &done.stats;
+    let mut rows = vec![
         (
-            "client port rx",
-            port_stat(s, "client", "rx_packets"),
-            client_sent,
+            "workers rx",
+            sum_workers(s, "rx_packets"),
+            client_sent + servers_sent,
+            slack,
         ),
         (
-            "client port tx",
-            port_stat(s, "client", "tx_packets"),
-            client_got,
-        ),
-        (
-            "server port rx",
-            port_stat(s, "server", "rx_packets"),
-            servers_sent,
-        ),
-        (
-            "server port tx",
-            port_stat(s, "server", "tx_packets"),
-            servers_got,
+            "workers tx + ARP replies",
+            sum_workers(s, "tx_packets") + num(s, &["arp_replies"]),
+            client_got + servers_got,
+            slack,
         ),
     ];
-    let mut text = String::new();
+    let live = done.live.as_ref();
+    let has_ports = live.is_some_and(|l| port_stat(l, "client", "rx_packets") > 0);
+    if let (Some(l), true) = (live, has_ports) {
+        // A snapshot a moment before the stop: a stray ARP may fall between.
+        let slack = slack + 2;
+        rows.extend([
+            (
+                "client port rx",
+                port_stat(l, "client", "rx_packets"),
+                client_sent,
+                slack,
+            ),
+            (
+                "client port tx",
+                port_stat(l, "client", "tx_packets"),
+                client_got + client_bcast,
+                slack,
+            ),
+            (
+                "server port rx",
+                port_stat(l, "server", "rx_packets"),
+                servers_sent,
+                slack,
+            ),
+            (
+                "server port tx",
+                port_stat(l, "server", "tx_packets"),
+                servers_got + servers_bcast,
+                slack,
+            ),
+        ]);
+    }
+    let mut text = String::from("counters vs captures: ");
     let mut bad = Vec::new();
-    for (what, fwd, cap) in rows {
-        let _ = write!(text, "{what} {fwd} = captured {cap}; ");
+    for (what, fwd, cap, slack) in rows {
+        let _ = write!(text, "{what} {fwd} = {cap}; ");
         if fwd.abs_diff(cap) > slack {
-            bad.push(format!("{what}: forwarder {fwd}, capture {cap}"));
+            bad.push(format!(
+                "{what}: forwarder {fwd}, captures {cap} (slack {slack})"
+            ));
         }
     }
     if bad.is_empty() {
         Ok(text)
     } else {
         fail(format!(
-            "counters do not reconcile with the captures (slack {slack}): {}",
+            "counters do not reconcile with the captures: {}",
             bad.join("; ")
         ))
     }
@@ -1258,7 +1330,7 @@ fn drops_total(stats: &serde_json::Value) -> u64 {
     })
 }
 
-fn rs_missed(stats: &serde_json::Value) -> u64 {
+fn rx_missed(stats: &serde_json::Value) -> u64 {
     stats["ports"]
         .as_array()
         .map_or(0, |ps| ps.iter().map(|p| num(p, &["rx_missed"])).sum())
@@ -1486,7 +1558,10 @@ fn short_connections(tools: &Tools) -> Result<Vec<String>> {
         syns.saturating_sub(tuples.len() as u64)
     ));
     facts.push(checksums(&done)?);
-    let slack = done.capture_drops + rs_missed(&done.stats);
+    // Under load a frame or two may escape a capture (or the forwarder's ring) without
+    // being reported; allow one in ten thousand.
+    let frames = done.client.len() + done.servers.iter().map(Vec::len).sum::<usize>();
+    let slack = done.capture_drops + rx_missed(&done.stats) + frames as u64 / 10_000;
     facts.push(reconcile(&done, slack)?);
     Ok(facts)
 }
