@@ -2,8 +2,8 @@
 //! every failure, the mismatching packets as a capture and a JSON result per run:
 //!
 //! ```text
-//! OUT/scenarios/<scenario>.<topology>.json   scenario, topology, passed, counts, failures
-//! OUT/mismatches/<scenario>.<topology>.pcap  the packets that failed a check
+//! OUT/scenarios/<scenario>-<topology>.json   scenario, topology, passed, counts, failures
+//! OUT/mismatches/<scenario>-<topology>.pcap  the packets that failed a check
 //! OUT/summary.json                           every result, and passed
 //! ```
 //!
@@ -143,7 +143,7 @@ pub fn run_files(files: &[PathBuf], opts: &RunOptions) -> Result<RunSummary, Run
         for &kind in &opts.topologies {
             let mut r = run_one(file, kind, opts);
             if !r.mismatch_frames.is_empty() {
-                let path = mism_dir.join(format!("{stem}.{kind}.pcap"));
+                let path = mism_dir.join(format!("{stem}-{kind}.pcap"));
                 let frames: Vec<Frame> = r
                     .mismatch_frames
                     .iter()
@@ -156,7 +156,7 @@ pub fn run_files(files: &[PathBuf], opts: &RunOptions) -> Result<RunSummary, Run
                 })?;
                 r.mismatches = Some(path.display().to_string());
             }
-            let json_path = scen_dir.join(format!("{stem}.{kind}.json"));
+            let json_path = scen_dir.join(format!("{stem}-{kind}.json"));
             write_json(&json_path, &r)?;
             if opts.verbose {
                 print!("{}", render(&r));
