@@ -263,8 +263,6 @@ pub fn run(
     let started = Instant::now();
     let frames = capture::read(&scenario.input_path(scenario_file)).map_err(|e| e.to_string())?;
     let model = scenario.rss_model().map_err(|e| e.to_string())?;
-    let qw = scenario.queue_worker();
-    let workers = qw.iter().copied().max().map_or(1, |w| w + 1);
     let queues = scenario.rss.queues;
     if work.exists() {
         std::fs::remove_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
@@ -317,6 +315,26 @@ pub fn run(
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         ));
     }
+
+    let mut result = check(scenario_file, scenario, work)?;
+    result.millis = started.elapsed().as_millis() as u64;
+    Ok(result)
+}
+
+/// Checks what a forwarder run left in `work` (`q<N>.pcap`, `o<W>.pcap`, `stats.json`)
+/// against a scenario; [`run`] calls it after the forwarder exits, and it can re-check a
+/// run's files on their own.
+pub fn check(
+    scenario_file: &Path,
+    scenario: &Scenario,
+    work: &Path,
+) -> Result<TopologyResult, String> {
+    let started = Instant::now();
+    let frames = capture::read(&scenario.input_path(scenario_file)).map_err(|e| e.to_string())?;
+    let model = scenario.rss_model().map_err(|e| e.to_string())?;
+    let qw = scenario.queue_worker();
+    let workers = qw.iter().copied().max().map_or(1, |w| w + 1);
+    let stats_path = work.join("stats.json");
 
     // The oracle: inputs in capture order with their queue, then each worker's outputs.
     let mut checker = Checker::new(scenario);
