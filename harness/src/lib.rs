@@ -15,17 +15,22 @@
 //! - [`topology`], [`run`]: scenarios through the forwarder (in-process dataplane, the
 //!   `forwarder` binary on net_pcap) and `harness run`. Only `topology` depends on the
 //!   forwarder crate, to drive it; the oracle does not.
+//! - [`history`], [`trend`], [`report`]: run results and their history, anomaly detection
+//!   (MDL grouping), and `harness report` (JSON, Markdown, HTML, JUnit).
 #![forbid(unsafe_code)]
 
 pub mod bench;
 pub mod capture;
 pub mod checks;
 pub mod gen;
+pub mod history;
 pub mod oracle;
 pub mod packet;
 pub mod replay;
+pub mod report;
 pub mod rss;
 pub mod run;
 pub mod scenario;
 pub mod split;
 pub mod topology;
+pub mod trend;

@@ -52,6 +52,10 @@ enum Command {
     /// The standard captures and their scenario files.
     #[command(subcommand)]
     Pcaps(PcapsCommand),
+    /// Assemble a run, append it to the history, write report.{json,md,html,xml}.
+    ///
+    /// Exits non-zero on a failed check, and on a regression with --fail-on-regression.
+    Report(harness::report::ReportArgs),
     /// NDR/PDR of the forwarder over memif beside the testpmd macswap ceiling.
     Bench(harness::bench::BenchArgs),
     /// Run scenarios through the forwarder and check them with the oracle.
@@ -178,6 +182,12 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
+        Command::Report(args) => {
+            for line in harness::report::run_cli(&args)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
         Command::Bench(args) => harness::bench::run_cli(&args),
         Command::Run(args) => harness::run::run_cli(&args),
         Command::Replay {

@@ -137,7 +137,7 @@ impl Direction {
 pub fn group(values: &[f64]) -> Vec<std::ops::Range<usize>> {
     let n = values.len();
     if n <= 1 {
-        return if n == 1 { vec![0..1] } else { Vec::new() };
+        return (n == 1).then_some(0..1).into_iter().collect();
     }
     let scale = values.iter().fold(0.0_f64, |m, v| m.max(v.abs()));
     let unit = if scale > 0.0 { scale * 1e-4 } else { 1e-12 };
@@ -258,6 +258,8 @@ pub fn analyze(values: &[f64], direction: Direction) -> Analysis {
 }
 
 #[cfg(test)]
+// Expected groupings are lists of ranges, some of one group.
+#[allow(clippy::single_range_in_vec_init)]
 mod tests {
     use super::*;
 

@@ -160,15 +160,17 @@ fn trends(s: &mut String, r: &Report) {
             t.analysis.groups.len(),
             t.analysis.outliers.len()
         );
-        chart(s, t);
+        chart(s, t, r.runs_on_machine);
         let _ = writeln!(s, "</div>");
     }
     let _ = writeln!(s, "</section>");
 }
 
-/// One trend chart: points per run, group means as lines, red/green markers.
-fn chart(s: &mut String, t: &MetricTrend) {
+/// One trend chart: points per run, group means as lines, red/green markers. The x axis
+/// is the machine's runs (`runs` of them), so a run without the metric leaves a gap.
+fn chart(s: &mut String, t: &MetricTrend, runs: usize) {
     let n = t.points.len();
+    let slots = runs.max(t.points.last().map_or(0, |p| p.position + 1));
     let (lo, hi) = t
         .points
         .iter()
@@ -184,11 +186,13 @@ fn chart(s: &mut String, t: &MetricTrend) {
         let pad = (hi - lo) * 0.08;
         (lo - pad, hi + pad)
     };
+    // x of the i-th point, by its run's position.
     let x = |i: usize| {
-        if n <= 1 {
+        let pos = t.points.get(i).map_or(0, |p| p.position);
+        if slots <= 1 {
             LEFT + (W - LEFT - RIGHT) / 2.0
         } else {
-            LEFT + (W - LEFT - RIGHT) * i as f64 / (n - 1) as f64
+            LEFT + (W - LEFT - RIGHT) * pos as f64 / (slots - 1) as f64
         }
     };
     let y = |v: f64| TOP + (H - TOP - BOTTOM) * (hi - v) / (hi - lo);
@@ -206,7 +210,13 @@ fn chart(s: &mut String, t: &MetricTrend) {
          <text x=\"{tx}\" y=\"{ty1}\" font-size=\"11\" text-anchor=\"end\">{hi}</text>\
          <text x=\"{tx}\" y=\"{ty2}\" font-size=\"11\" text-anchor=\"end\">{lo}</text>\
          <text x=\"{LEFT}\" y=\"{ty3}\" font-size=\"11\">{first}</text>\
-         <text x=\"{r}\" y=\"{ty3}\" font-size=\"11\" text-anchor=\"end\">{last}</text>",
+         <text x=\"{r}\" y=\"{ty3}\" font-size=\"11\" text-anchor=\"end\">{last}</text>\
+         <text x=\"{LEFT}\" y=\"{ty0}\" font-size=\"11\" dx=\"4\">{label}</text>",
+        ty0 = TOP - 4.0,
+        label = match t.quantity {
+            Quantity::Ratio => "ratio to ceiling".to_owned(),
+            Quantity::Value => e(&t.unit),
+        },
         b = H - BOTTOM,
         r = W - RIGHT,
         tx = LEFT - 4.0,

@@ -122,5 +122,8 @@ pub(super) fn render(r: &Report) -> String {
 
 /// Text safe inside a table cell.
 fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', " ")
+    s.replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\n', " ")
 }
