@@ -72,7 +72,9 @@ pub struct ServiceConfig {
     pub real_servers: Vec<RealServerConfig>,
     /// Insert the TOA option (FULLNAT TCP only).
     pub toa: bool,
-    /// Persistence per client address. Accepted but not implemented yet: ignored.
+    /// Persistence per client address (LVS `-p`): a client's new connection goes to the
+    /// real server of its previous one if that started less than this long ago (and the
+    /// server is still there with a weight). Per worker: see [`crate::dataplane::persist`].
     pub persistence: Option<Nanos>,
 }
 
@@ -167,11 +169,15 @@ pub struct DataplaneConfig {
     pub tunnel: TunnelConfig,
     /// Service slots (counters and tables are sized by it).
     pub max_services: usize,
+    /// Entries of the persistence table (rounded up to a power of two; allocated only
+    /// once a service has `persistence`).
+    pub persist_capacity: u32,
 }
 
 impl DataplaneConfig {
     /// Worker `worker` of `workers`, partition policy, no ports, services or addresses,
-    /// 65536 connections, default timeouts and policies, 64 service slots.
+    /// 65536 connections, default timeouts and policies, 64 service slots, 65536
+    /// persistence entries.
     pub fn new(worker: WorkerId, workers: u16) -> DataplaneConfig {
         DataplaneConfig {
             worker,
@@ -186,6 +192,7 @@ impl DataplaneConfig {
             policies: Policies::default(),
             tunnel: TunnelConfig::default(),
             max_services: 64,
+            persist_capacity: crate::dataplane::persist::DEFAULT_CAPACITY,
         }
     }
 }

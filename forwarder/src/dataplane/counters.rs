@@ -48,6 +48,15 @@ pub struct Counters {
     pub icmp_translated: u64,
     /// ICMP echo requests to a VIP answered.
     pub icmp_echo_replied: u64,
+    /// New connections sent to their client's remembered real server (persistence).
+    pub persist_hits: u64,
+    /// New connections whose client's remembered real server was removed or quiesced,
+    /// scheduled afresh.
+    pub persist_rescheduled: u64,
+    /// New connections of a persistent service whose client could not be remembered
+    /// (its bucket of the persistence table held only other live clients): the
+    /// client's next connection is scheduled afresh.
+    pub persist_full: u64,
     /// Per service slot.
     pub services: Box<[ServiceCounters]>,
 }
@@ -69,6 +78,9 @@ impl Counters {
             toa_skipped: 0,
             icmp_translated: 0,
             icmp_echo_replied: 0,
+            persist_hits: 0,
+            persist_rescheduled: 0,
+            persist_full: 0,
             services: vec![ServiceCounters::default(); services].into_boxed_slice(),
         }
     }

@@ -10,6 +10,7 @@ pub mod counters;
 pub mod frame;
 pub mod laddr;
 pub mod parse;
+pub mod persist;
 pub mod rewrite;
 pub mod rss;
 pub mod sched;

@@ -28,6 +28,7 @@ use crate::dataplane::laddr::{partition_mask, LaddrError, LaddrPool, PortPolicy}
 use crate::dataplane::parse::{
     self, rd16, rd32, rd_addr, wr, wr16, wr_addr, ETH_ARP, ETH_IPV4, ETH_IPV6, L3, L4,
 };
+use crate::dataplane::persist::PersistTable;
 use crate::dataplane::rewrite::{self, Delta, Nat};
 use crate::dataplane::sched::hash::{hash_tuple, SEED_FLOW};
 use crate::dataplane::sched::{Backend, Scheduler};
@@ -84,6 +85,8 @@ pub struct Worker {
     conns: ConnTable,
     extra: Vec<ConnExtra>,
     pool: LaddrPool,
+    /// Client → real server memory of persistent services.
+    persist: PersistTable,
     policies: Policies,
     tunnel: TunnelConfig,
     counters: Counters,
@@ -125,6 +128,7 @@ impl Worker {
             conns,
             extra: vec![ConnExtra::default(); cfg.conn_capacity as usize],
             pool,
+            persist: PersistTable::new(cfg.persist_capacity, 0x5851_f42d_4c95_7f2d),
             policies: cfg.policies,
             tunnel: cfg.tunnel,
             counters: Counters::new(cfg.max_services),
@@ -222,6 +226,7 @@ impl Worker {
             ConfigChange::RemoveService(key) => {
                 let slot = self.slot_of(&key)?;
                 self.remove_conns(|c| c.svc_index == slot);
+                self.persist.forget_service(slot);
                 self.services[slot as usize] = None;
                 self.keys.retain(|(_, s)| *s != slot);
                 Ok(())
@@ -252,6 +257,8 @@ impl Worker {
                     .find(addr)
                     .ok_or(ConfigError::NoSuchRealServer(addr))?;
                 svc.sched.remove(i).map_err(|e| sched_err(&service, e))?;
+                // Its scheduler slot may go to another server: clients forget it now.
+                self.persist.forget_rs(slot, i as u32);
                 if self.policies.expire_quiescent {
                     let rs_index = i as u32;
                     self.remove_conns(|c| c.svc_index == slot && c.rs_index == rs_index);
@@ -316,6 +323,11 @@ impl Worker {
             .collect();
         let sched = Scheduler::new(s.sched, &backends).map_err(|e| sched_err(&key, e))?;
         let rs = s.real_servers.clone();
+        if s.persistence.is_some() {
+            self.persist.reserve();
+        }
+        // A reused slot must not inherit the previous service's clients.
+        self.persist.forget_service(slot as u32);
         self.services[slot] = Some(Service { cfg: s, sched, rs });
         self.keys.push((key, slot as u32));
         // A reused slot starts its counters afresh.
@@ -535,7 +547,23 @@ impl Worker {
         if matches!(mode, Mode::FullNat | Mode::Nat) && l3.ttl <= 1 {
             return self.ttl_expired().map(Err);
         }
-        let i = svc.sched.pick(tuple).ok_or(DropReason::NoRealServer)?;
+        let persistence = svc.cfg.persistence;
+        let remembered = match persistence {
+            Some(_) => self.persist.lookup(slot, tuple.src, now),
+            None => None,
+        };
+        let i = match remembered {
+            Some(r) if svc.sched.backend(r as usize).is_some_and(|b| b.weight > 0) => {
+                self.counters.persist_hits += 1;
+                r as usize
+            }
+            other => {
+                if other.is_some() {
+                    self.counters.persist_rescheduled += 1;
+                }
+                svc.sched.pick(tuple).ok_or(DropReason::NoRealServer)?
+            }
+        };
         let rs = *svc.rs.get(i).ok_or(DropReason::NoRealServer)?;
         let (out, local) = match mode {
             Mode::FullNat => {
@@ -581,6 +609,11 @@ impl Worker {
                     e.client_port = meta.port;
                 }
                 self.counters.conns_created += 1;
+                if let Some(timeout) = persistence {
+                    if !self.persist.record(slot, tuple.src, i as u32, now, timeout) {
+                        self.counters.persist_full += 1;
+                    }
+                }
                 if let Some(c) = self.counters.services.get_mut(slot as usize) {
                     c.conns += 1;
                     c.live += 1;
