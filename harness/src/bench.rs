@@ -832,7 +832,7 @@ args = [{eal_list}]
 
 [[port]]
 name = "m0"
-device = "net_memif0,role=client,socket={socket},id=0"
+device = "net_memif0,role=client,socket={socket},socket-abstract=no,id=0"
 mac = "{dut_mac}"
 gateway_mac = "{gen_mac}"
 checksum_offload = false
@@ -1053,7 +1053,10 @@ impl Runner<'_> {
         ));
         tg_args.extend([
             "--vdev".into(),
-            format!("net_memif0,role=server,socket={},id=0", sock.display()),
+            format!(
+                "net_memif0,role=server,socket={},socket-abstract=no,id=0",
+                sock.display()
+            ),
         ]);
         let dut_eal = self.eal_base(
             &format!("{}-dut{}", self.tag, self.seq),
@@ -1078,7 +1081,10 @@ impl Runner<'_> {
                 let mut a = dut_eal;
                 a.extend([
                     "--vdev".into(),
-                    format!("net_memif0,role=client,socket={},id=0", sock.display()),
+                    format!(
+                        "net_memif0,role=client,socket={},socket-abstract=no,id=0",
+                        sock.display()
+                    ),
                     "--".into(),
                     "--forward-mode=macswap".into(),
                     "--auto-start".into(),
@@ -1086,6 +1092,7 @@ impl Runner<'_> {
                     "--rxq=1".into(),
                     "--txq=1".into(),
                     "--burst=32".into(),
+                    "--total-num-mbufs=16384".into(),
                 ]);
                 (o.testpmd.clone(), a)
             }
@@ -1108,6 +1115,8 @@ impl Runner<'_> {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+        // The file exists from bind(); give the server time to listen before connecting.
+        std::thread::sleep(Duration::from_millis(200));
         let mut dev = match spawn_logged(&dut_prog, &dut_args, &dut_log) {
             Ok(c) => c,
             Err(e) => {
@@ -1116,8 +1125,26 @@ impl Runner<'_> {
                 return Err(e);
             }
         };
+        // Wait for the generator; a device that dies first ends the trial at once.
         let limit = Duration::from_secs_f64(trial_s + 60.0);
-        let status = wait_timeout(&mut tg, limit);
+        let t0 = Instant::now();
+        let status = loop {
+            if let Ok(Some(s)) = tg.try_wait() {
+                break Some(s);
+            }
+            if let Ok(Some(d)) = dev.try_wait() {
+                let _ = tg.kill();
+                let _ = tg.wait();
+                return Err(format!(
+                    "the device exited during the trial ({d}):\n{}",
+                    tail(&dut_log)
+                ));
+            }
+            if t0.elapsed() >= limit {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         stop(&mut dev, dut);
         let status = match status {
             Some(s) => s,
@@ -1204,17 +1231,31 @@ pub fn run(opts: &BenchOpts) -> Result<BenchReport, String> {
     let started = Instant::now();
     let dir = opts.out.join(&opts.run);
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    // Sockets, configs and logs of every trial; removed when the run succeeds.
-    let work = std::env::temp_dir().join(format!(
-        "l4lab-bench-{}-{}",
-        std::process::id(),
-        started.elapsed().as_nanos() ^ u128::from(default_run_name().len() as u64)
-    ));
+    // Sockets, configs and logs of every trial (errors quote the logs' tails).
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let work = std::env::temp_dir().join(format!("l4lab-bench-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let result = run_in(opts, &work, &dir, started);
+    if std::env::var_os("L4LAB_BENCH_KEEP").is_some() {
+        eprintln!("harness bench: trial files kept in {}", work.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    result
+}
+
+fn run_in(
+    opts: &BenchOpts,
+    work: &Path,
+    dir: &Path,
+    started: Instant,
+) -> Result<BenchReport, String> {
     let tag = format!("lb{}", std::process::id());
     let mut runner = Runner {
         opts,
-        work: work.clone(),
+        work: work.to_path_buf(),
         seq: 0,
         tag,
     };
@@ -1292,7 +1333,6 @@ pub fn run(opts: &BenchOpts) -> Result<BenchReport, String> {
     let mut f = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     f.write_all(md.as_bytes())
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let _ = std::fs::remove_dir_all(&work);
     Ok(report)
 }
 

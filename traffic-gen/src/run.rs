@@ -98,6 +98,8 @@ struct WorkerReport {
     server_rx: u64,
     /// Closed loop: answers the port accepted.
     server_tx: u64,
+    /// Closed loop: received frames that are not IPv4 (ARP, ...), not counted as rx.
+    other_rx: u64,
 }
 
 impl WorkerReport {
@@ -114,6 +116,7 @@ impl WorkerReport {
             respond: RespondCounters::default(),
             server_rx: 0,
             server_tx: 0,
+            other_rx: 0,
         }
     }
 }
@@ -147,6 +150,8 @@ pub struct ClosedLoop {
     pub requests_rx: u64,
     /// Answers the port accepted.
     pub replies_tx: u64,
+    /// Received frames that were not IPv4 (ARP, ...): in neither count.
+    pub other_rx: u64,
 }
 
 /// The final JSON summary.
@@ -363,6 +368,7 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
         total.respond.merge(&r.respond);
         total.server_rx += r.server_rx;
         total.server_tx += r.server_tx;
+        total.other_rx += r.other_rx;
         stamps.push(r.stamps_sent);
     }
     // A paced run is judged over its schedule (the duration when one was given), so a
@@ -416,6 +422,7 @@ pub fn run(cfg: &Config) -> Result<Summary, RunError> {
             respond_to: format!("{}/{}", c.base, c.len),
             requests_rx: total.server_rx,
             replies_tx: total.server_tx,
+            other_rx: total.other_rx,
         }),
         port_stats: PortCounters {
             opackets: stats.opackets,
@@ -678,8 +685,14 @@ impl InlineResponder {
         let now = if stamps { tsc::cycles() } else { 0 };
         let (mut streams, mut server) = (0u64, 0u64);
         let (latency, counters) = (&mut rep.latency, &mut rep.respond);
+        let mut other = 0u64;
         burst.retain(|m| {
-            if !ipv4_dst(m.data()).is_some_and(|d| net.contains(d)) {
+            let Some(dst) = ipv4_dst(m.data()) else {
+                // ARP, IPv6, ...: neither a reply to the streams nor a request.
+                other += 1;
+                return false;
+            };
+            if !net.contains(dst) {
                 streams += 1;
                 if stamps {
                     if let Some(s) = read_stamp(m.data()) {
@@ -706,6 +719,7 @@ impl InlineResponder {
         });
         rep.rx += streams;
         rep.server_rx += server;
+        rep.other_rx += other;
         // Retry a full ring a few times, then drop the rest (counted as not sent).
         for _ in 0..64 {
             if burst.is_empty() {
