@@ -257,6 +257,8 @@ pub struct Finished {
     pub servers: Vec<Vec<Frame>>,
     /// Frames tcpdump reported dropped, over all captures.
     pub capture_drops: u64,
+    /// The capture files (client first), kept until the [`Lab`] is dropped.
+    pub files: Vec<PathBuf>,
 }
 
 /// A built topology with its processes; dropping it removes everything.
@@ -953,6 +955,7 @@ socket = "{sock}"
         std::thread::sleep(Duration::from_millis(100));
         let mut frames = Vec::new();
         let mut capture_drops = 0;
+        let mut files = Vec::new();
         for mut c in std::mem::take(&mut self.captures) {
             terminate(&mut c.child, Duration::from_secs(5));
             let log = std::fs::read_to_string(&c.log).unwrap_or_default();
@@ -962,6 +965,7 @@ socket = "{sock}"
                 .and_then(|l| l.split_whitespace().next())
                 .and_then(|n| n.parse::<u64>().ok())
                 .unwrap_or(0);
+            files.push(c.file.clone());
             frames.push(
                 capture::read(&c.file).map_err(|e| KernelError::Failed(format!("capture: {e}")))?,
             );
@@ -974,6 +978,7 @@ socket = "{sock}"
             client,
             servers: frames.collect(),
             capture_drops,
+            files,
         })
     }
 }
@@ -1109,6 +1114,8 @@ pub struct TcpSummary {
     pub toa: Option<SocketAddrV4>,
     /// TCP payload bytes.
     pub payload: usize,
+    /// Sequence number.
+    pub seq: u32,
 }
 
 /// Parses an Ethernet/IPv4/TCP frame (no VLAN), with the TOA option if it carries one.
@@ -1155,6 +1162,7 @@ pub fn tcp_summary(frame: &[u8]) -> Option<TcpSummary> {
         dst: SocketAddrV4::new(a(16)?, port(2)?),
         flags: *tcp.get(13)?,
         toa,
+        seq: u32::from_be_bytes(tcp.get(4..8)?.try_into().ok()?),
         payload: usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]))
             .saturating_sub(ihl + doff),
     })
@@ -1321,6 +1329,67 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Result<()> {
     }
 }
 
+/// tshark's own checksum verdicts on a capture: the number of frames whose IPv4, TCP or UDP
+/// checksum it marks bad.
+pub fn tshark_bad_checksums(file: &Path) -> Result<u64> {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(file)
+        .args([
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-o",
+            "tcp.check_checksum:TRUE",
+            "-o",
+            "udp.check_checksum:TRUE",
+            "-Y",
+            "ip.checksum.status == 0 || tcp.checksum.status == 0 || udp.checksum.status == 0",
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+        ])
+        .output()
+        .map_err(|e| KernelError::Failed(format!("tshark: {e}")))?;
+    if !out.status.success() {
+        return fail(format!(
+            "tshark -r {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).lines().count() as u64)
+}
+
+/// Runs [`tshark_bad_checksums`] on every capture of `done` when tshark is installed and
+/// the captures are small (it is slow on the load scenarios' hundreds of thousands of
+/// frames, which [`checksum_failures`] checks instead).
+fn tshark_checksums(done: &Finished) -> Result<String> {
+    let frames = done.client.len() + done.servers.iter().map(Vec::len).sum::<usize>();
+    if !on_path("tshark") {
+        return Ok("tshark not installed: its checksum check skipped".into());
+    }
+    if frames > 20_000 {
+        return Ok(format!(
+            "tshark check skipped on {frames} frames (too slow)"
+        ));
+    }
+    let mut bad = Vec::new();
+    for f in &done.files {
+        let n = tshark_bad_checksums(f)?;
+        if n > 0 {
+            bad.push(format!("{}: {n}", f.display()));
+        }
+    }
+    check(bad.is_empty(), || {
+        format!("tshark finds bad checksums: {}", bad.join(", "))
+    })?;
+    Ok(format!(
+        "tshark -o tcp.check_checksum:TRUE: no bad checksum in {} captures",
+        done.files.len()
+    ))
+}
+
 fn checksums(done: &Finished) -> Result<String> {
     let mut bad = checksum_failures("client", &done.client);
     for (i, f) in done.servers.iter().enumerate() {
@@ -1431,6 +1500,7 @@ fn http(tools: &Tools, mode: Mode) -> Result<Vec<String>> {
     facts.push(check_bodies(&bodies, mode)?);
     let done = lab.stop()?;
     facts.push(checksums(&done)?);
+    facts.push(tshark_checksums(&done)?);
     facts.push(reconcile(&done, done.capture_drops)?);
     let drops = drops_total(&done.stats);
     check(drops == 0, || {
@@ -1504,6 +1574,7 @@ fn udp_fullnat(tools: &Tools) -> Result<Vec<String>> {
     ));
     let done = lab.stop()?;
     facts.push(checksums(&done)?);
+    facts.push(tshark_checksums(&done)?);
     facts.push(reconcile(&done, done.capture_drops)?);
     Ok(facts)
 }
@@ -1563,6 +1634,7 @@ fn rs_removal(tools: &Tools) -> Result<Vec<String>> {
          and no SYN"
     ));
     facts.push(checksums(&done)?);
+    facts.push(tshark_checksums(&done)?);
     let frames = done.client.len() + done.servers.iter().map(Vec::len).sum::<usize>();
     let slack = done.capture_drops + rx_missed(&done.stats) + frames as u64 / 10_000;
     facts.push(reconcile(&done, slack)?);
@@ -1597,6 +1669,16 @@ fn short_connections(tools: &Tools) -> Result<Vec<String>> {
     let created: u64 = done.stats["workers"]
         .as_array()
         .map_or(0, |ws| ws.iter().map(|w| num(w, &["conns_created"])).sum());
+    // SYNs the client sent again (same port and sequence number): each one is a second
+    // of latency; reported, not failed (a loaded machine can cause them too).
+    let mut first_syns = BTreeSet::new();
+    let mut syn_retx = 0;
+    for t in done.client.iter().filter_map(|f| tcp_summary(&f.data)) {
+        if t.src_mac == CLIENT_MAC && t.flags & 0x12 == 0x02 && !first_syns.insert((t.src, t.seq)) {
+            syn_retx += 1;
+        }
+    }
+    facts.push(format!("client SYN retransmissions: {syn_retx}"));
     facts.push(format!(
         "{syns} SYNs reached the servers on {} distinct local address:port → server tuples \
          ({} reuses); forwarder created {created} connections",
@@ -1604,6 +1686,7 @@ fn short_connections(tools: &Tools) -> Result<Vec<String>> {
         syns.saturating_sub(tuples.len() as u64)
     ));
     facts.push(checksums(&done)?);
+    facts.push(tshark_checksums(&done)?);
     // Under load a frame or two may escape a capture (or the forwarder's ring) without
     // being reported; allow one in ten thousand.
     let frames = done.client.len() + done.servers.iter().map(Vec::len).sum::<usize>();
@@ -1615,24 +1698,33 @@ fn short_connections(tools: &Tools) -> Result<Vec<String>> {
 /// wrk through the forwarder (FULLNAT) and directly to s1, in the same run.
 #[derive(Debug, Clone)]
 pub struct Bench {
-    /// Through the VIP.
-    pub forwarder: WrkResult,
-    /// Client → s1 over the direct veth.
-    pub direct: WrkResult,
+    /// Each round: through the VIP, then client → s1 over the direct veth.
+    pub rounds: Vec<(WrkResult, WrkResult)>,
 }
 
 impl Bench {
-    /// Two lines, one per path.
+    /// Two lines per round, one per path.
     pub fn lines(&self) -> Vec<String> {
-        vec![
-            format!("through forwarder (FULLNAT): {}", self.forwarder.summary()),
-            format!("direct veth:                 {}", self.direct.summary()),
-        ]
+        let mut out = Vec::new();
+        for (i, (fwd, direct)) in self.rounds.iter().enumerate() {
+            out.push(format!(
+                "round {}: through forwarder (FULLNAT): {}",
+                i + 1,
+                fwd.summary()
+            ));
+            out.push(format!(
+                "round {}: direct veth:                 {}",
+                i + 1,
+                direct.summary()
+            ));
+        }
+        out
     }
 }
 
 /// Measures wrk (8 connections, keep-alive, `secs` each) through the forwarder and
-/// directly, alternating so that both see the same machine.
+/// directly, after a one-second warm-up, in two alternating rounds so that both paths see
+/// the same machine.
 pub fn bench(tools: &Tools, secs: u32) -> Result<Bench> {
     let lab = Lab::start(
         tools,
@@ -1643,22 +1735,21 @@ pub fn bench(tools: &Tools, secs: u32) -> Result<Bench> {
             ..LabOptions::default()
         },
     )?;
-    let fwd = lab.wrk(&http_url(), 8, secs, false)?;
-    let direct = lab.wrk(
-        &format!("http://{DIRECT_SERVER}:{RS_HTTP_PORT}/"),
-        8,
-        secs,
-        false,
-    )?;
-    for r in [&fwd, &direct] {
-        check(r.socket_errors == 0 && r.non_2xx == 0, || {
-            format!("wrk: {}", r.summary())
-        })?;
+    let direct_url = format!("http://{DIRECT_SERVER}:{RS_HTTP_PORT}/");
+    lab.wrk(&http_url(), 8, 1, false)?;
+    let mut rounds = Vec::new();
+    for _ in 0..2 {
+        let fwd = lab.wrk(&http_url(), 8, secs, false)?;
+        let direct = lab.wrk(&direct_url, 8, secs, false)?;
+        for r in [&fwd, &direct] {
+            check(
+                r.socket_errors == 0 && r.non_2xx == 0 && r.requests > 0,
+                || format!("wrk: {}", r.summary()),
+            )?;
+        }
+        rounds.push((fwd, direct));
     }
-    Ok(Bench {
-        forwarder: fwd,
-        direct,
-    })
+    Ok(Bench { rounds })
 }
 
 #[cfg(test)]
@@ -1697,7 +1788,7 @@ Transfer/sec:      1.65MB
     #[test]
     fn finds_toa() {
         // A frame captured on a server: ACK from the local address with TOA 10.77.0.2:34048.
-        let hex = "024c00000111024c000001f00800450000406e3a40003f06b5ff0a4d01c80a4d010b\
+        let hex = "024c00000111024c000001f008004500003c6e3a40003f06b5ff0a4d01c80a4d010b\
                    04011f90101df8e8abcdef01a01001f600000000fe0885000a4d00020101080af88fd8398fb21496";
         let bytes: Vec<u8> = (0..hex.len())
             .step_by(2)
@@ -1708,6 +1799,9 @@ Transfer/sec:      1.65MB
         assert_eq!(t.dst, SocketAddrV4::new(SERVERS[0], 8080));
         assert_eq!(t.toa, Some(SocketAddrV4::new(CLIENT, 34048)));
         assert_eq!(t.flags, 0x10);
+        assert_eq!(t.seq, 0x101d_f8e8);
+        assert_eq!(t.payload, 0);
+        assert!(tcp_summary(&bytes[..40]).is_none(), "truncated");
         assert_eq!(t.src_mac, FWD_SERVER_MAC);
     }
 
