@@ -87,8 +87,11 @@ pub struct ScenarioResult {
     /// Topology name (in-process, pcap, memif, …).
     #[serde(default)]
     pub topology: String,
-    /// Whether every check passed.
+    /// Whether every check passed (a skipped result passes).
     pub passed: bool,
+    /// Why it did not run, if it did not (a prerequisite missing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
     /// What failed, one line each.
     #[serde(default)]
     pub failures: Vec<String>,
@@ -395,10 +398,13 @@ fn read_scenarios(dir: &Path, warnings: &mut Vec<String>) -> Option<Vec<Scenario
     for path in files {
         let parsed = fs::read_to_string(&path)
             .map_err(|e| e.to_string())
-            .and_then(|t| serde_json::from_str::<OneOrMany>(&t).map_err(|e| e.to_string()));
+            .and_then(|t| serde_json::from_str::<Value>(&t).map_err(|e| e.to_string()))
+            .and_then(|v| match v {
+                Value::Array(items) => items.iter().map(scenario_result).collect(),
+                other => scenario_result(&other).map(|r| vec![r]),
+            });
         match parsed {
-            Ok(OneOrMany::One(r)) => out.push(r),
-            Ok(OneOrMany::Many(rs)) => out.extend(rs),
+            Ok(rs) => out.extend(rs),
             Err(message) => {
                 let stem = path
                     .file_stem()
@@ -409,6 +415,7 @@ fn read_scenarios(dir: &Path, warnings: &mut Vec<String>) -> Option<Vec<Scenario
                     scenario: stem,
                     topology: "unknown".to_owned(),
                     passed: false,
+                    skipped: None,
                     failures: vec![format!(
                         "result file {} is unreadable: {message}",
                         path.display()
@@ -420,11 +427,60 @@ fn read_scenarios(dir: &Path, warnings: &mut Vec<String>) -> Option<Vec<Scenario
     Some(out)
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(ScenarioResult),
-    Many(Vec<ScenarioResult>),
+/// One result object: `scenario` and `passed` are required; `topology` may be any JSON
+/// value; each failure may be a string or an object (`harness run` writes findings
+/// `{check, packet, field, expected, got}`), which becomes one line.
+fn scenario_result(v: &Value) -> Result<ScenarioResult, String> {
+    let scenario = v
+        .get("scenario")
+        .and_then(Value::as_str)
+        .ok_or("a result without a \"scenario\" string")?;
+    let passed = v
+        .get("passed")
+        .and_then(Value::as_bool)
+        .ok_or_else(|| format!("result {scenario:?} without a \"passed\" boolean"))?;
+    let topology = match v.get("topology") {
+        Some(Value::String(t)) => t.clone(),
+        None | Some(Value::Null) => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let skipped = v.get("skipped").and_then(|s| match s {
+        Value::Null | Value::Bool(false) => None,
+        Value::String(why) => Some(why.clone()),
+        other => Some(other.to_string()),
+    });
+    let failures = v
+        .get("failures")
+        .and_then(Value::as_array)
+        .map(|fs| fs.iter().map(failure_line).collect())
+        .unwrap_or_default();
+    Ok(ScenarioResult {
+        scenario: scenario.to_owned(),
+        topology,
+        passed,
+        skipped,
+        failures,
+    })
+}
+
+fn failure_line(f: &Value) -> String {
+    if let Some(s) = f.as_str() {
+        return s.to_owned();
+    }
+    let field = |k: &str| f.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+    match (field("check"), field("expected"), field("got")) {
+        (Some(check), Some(expected), Some(got)) => {
+            let place: Vec<&str> = [field("packet"), field("field")]
+                .into_iter()
+                .flatten()
+                .collect();
+            format!(
+                "{check} {}: expected {expected}, got {got}",
+                place.join(" ")
+            )
+        }
+        _ => f.to_string(),
+    }
 }
 
 /// Reads a JSON file; missing → `None`, unreadable → a warning and `None`.
@@ -454,10 +510,14 @@ fn read_bench(path: &Path, warnings: &mut Vec<String>) -> Vec<Metric> {
     };
     let list = match &v {
         Value::Array(a) => a.as_slice(),
-        Value::Object(o) => match o.get("metrics") {
-            Some(Value::Array(a)) => a.as_slice(),
+        Value::Object(o) => match (o.get("metrics"), o.get("points")) {
+            (Some(Value::Array(a)), _) => a.as_slice(),
+            (None, Some(Value::Array(points))) => return bench_points(points, path, warnings),
             _ => {
-                warnings.push(format!("{}: no \"metrics\" array", path.display()));
+                warnings.push(format!(
+                    "{}: no \"metrics\" or \"points\" array",
+                    path.display()
+                ));
                 return Vec::new();
             }
         },
@@ -504,6 +564,84 @@ fn read_bench(path: &Path, warnings: &mut Vec<String>) -> Vec<Metric> {
         });
     }
     out
+}
+
+/// `harness bench`'s `points`: per point, NDR and PDR in packets the device forwarded
+/// with the same run's testpmd ceiling and ratio, and the p99 latency at each fraction of
+/// PDR (lower is better, no ceiling). Names: `<mode>/<frame>B/<workers>w/<traffic>/…`;
+/// frame 64 and 1 worker unless the point's `spec` says otherwise.
+fn bench_points(points: &[Value], path: &Path, warnings: &mut Vec<String>) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for (i, p) in points.iter().enumerate() {
+        let spec = p.get("spec");
+        let text = |k: &str| spec.and_then(|s| s.get(k)).and_then(Value::as_str);
+        let count = |k: &str, default: u64| {
+            spec.and_then(|s| s.get(k))
+                .and_then(Value::as_u64)
+                .unwrap_or(default)
+        };
+        let (Some(mode), Some(traffic)) = (text("mode"), text("traffic")) else {
+            warnings.push(format!(
+                "{}: point {i} has no spec.mode or spec.traffic; left out",
+                path.display()
+            ));
+            continue;
+        };
+        let traffic = match traffic {
+            "newconn" | "new-conn" | "new_conn" => "new-conn",
+            other => other,
+        };
+        let prefix = format!(
+            "{mode}/{}B/{}w/{traffic}",
+            count("frame", 64),
+            count("workers", 1)
+        );
+        let num = |k: &str| p.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
+        for goal in ["ndr", "pdr"] {
+            let Some(value) =
+                num(&format!("{goal}_dut_mpps")).or_else(|| num(&format!("{goal}_mpps")))
+            else {
+                continue;
+            };
+            let ceiling = num(&format!("ceiling_{goal}_mpps"));
+            out.push(Metric {
+                name: format!("{prefix}/{goal}_mpps"),
+                value,
+                unit: "Mpps".to_owned(),
+                ceiling,
+                ratio: num(&format!("ratio_{goal}"))
+                    .or_else(|| ceiling.filter(|c| *c > 0.0).map(|c| value / c)),
+                samples: Vec::new(),
+            });
+        }
+        for lat in p
+            .get("latency")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let fraction = lat.get("fraction_of_pdr").and_then(Value::as_f64);
+            let p99 = lat.get("p99_ns").and_then(Value::as_f64);
+            if let (Some(f), Some(ns)) = (fraction, p99) {
+                out.push(Metric {
+                    name: format!("{prefix}/latency_p99_us_at_{:.0}pct_pdr", f * 100.0),
+                    value: ns / 1e3,
+                    unit: "us".to_owned(),
+                    ceiling: None,
+                    ratio: None,
+                    samples: Vec::new(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Reads a baseline (`results/baseline.json`: the shape of `bench.json`, plus any
+/// comment fields). A missing file is no baseline; unusable entries are noted in
+/// `warnings`.
+pub fn load_baseline(path: &Path, warnings: &mut Vec<String>) -> Vec<Metric> {
+    read_bench(path, warnings)
 }
 
 /// `smoke.json` from `loopback_bench --json`: Rust's Mpps with C's as the ceiling.
@@ -682,6 +820,18 @@ mod tests {
         .unwrap();
         fs::write(run_dir.join("scenarios/b.json"), "{not json").unwrap();
         fs::write(
+            run_dir.join("scenarios/c-pcap.json"),
+            r#"{"scenario":"c","topology":"pcap","passed":false,"skipped":null,"counts":{},
+               "failures":[{"check":"rewrite","packet":"output #3","field":"dst port",
+                            "expected":"80","got":"8080"}]}"#,
+        )
+        .unwrap();
+        fs::write(
+            run_dir.join("scenarios/d-memif.json"),
+            r#"{"scenario":"d","topology":"memif","passed":true,"skipped":"no forwarder"}"#,
+        )
+        .unwrap();
+        fs::write(
             run_dir.join("bench.json"),
             r#"{"metrics":[{"name":"x","value":2.0,"ceiling":4.0},{"value":1}]}"#,
         )
@@ -692,11 +842,16 @@ mod tests {
         )
         .unwrap();
         let run = assemble_run(&run_dir, fp).unwrap();
-        assert_eq!(run.correctness.len(), 2);
+        assert_eq!(run.correctness.len(), 4);
         assert!(
             !run.correctness[1].passed,
             "an unreadable result is a failure"
         );
+        assert_eq!(
+            run.correctness[2].failures,
+            vec!["rewrite output #3 dst port: expected 80, got 8080".to_owned()]
+        );
+        assert_eq!(run.correctness[3].skipped.as_deref(), Some("no forwarder"));
         assert_eq!(run.metrics.len(), 2);
         assert_eq!(run.metrics[0].ratio, Some(0.5));
         let smoke = &run.metrics[1];
@@ -704,6 +859,52 @@ mod tests {
         assert!((smoke.ratio.unwrap() - 0.8).abs() < 1e-12);
         assert_eq!(run.warnings.len(), 2);
         assert_eq!(run.date.len(), 10);
+    }
+
+    #[test]
+    fn harness_bench_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bench.json");
+        fs::write(
+            &path,
+            r#"{"run":"r","points":[
+                {"name":"fullnat-udp64-newconn","spec":{"mode":"fullnat","traffic":"newconn","flows":65536},
+                 "ndr_mpps":1.0,"pdr_mpps":1.5,"ndr_dut_mpps":2.0,"pdr_dut_mpps":3.0,
+                 "ceiling_ndr_mpps":10.0,"ceiling_pdr_mpps":12.0,"ratio_ndr":0.2,"ratio_pdr":0.25,
+                 "latency":[{"fraction_of_pdr":0.9,"load_pps":1.0,"p50_ns":1000,"p90_ns":2000,"p99_ns":4500,"loss_ratio":0.0}]},
+                {"name":"broken"}]}"#,
+        )
+        .unwrap();
+        let mut warnings = Vec::new();
+        let m = read_bench(&path, &mut warnings);
+        let names: Vec<&str> = m.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "fullnat/64B/1w/new-conn/ndr_mpps",
+                "fullnat/64B/1w/new-conn/pdr_mpps",
+                "fullnat/64B/1w/new-conn/latency_p99_us_at_90pct_pdr"
+            ]
+        );
+        assert_eq!(
+            (m[1].value, m[1].ceiling, m[1].ratio),
+            (3.0, Some(12.0), Some(0.25))
+        );
+        assert_eq!((m[2].value, m[2].ratio), (4.5, None));
+        assert_eq!(warnings.len(), 1);
+    }
+
+    #[test]
+    fn the_committed_baseline_reads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/baseline.json");
+        let mut warnings = Vec::new();
+        let b = load_baseline(&path, &mut warnings);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(b
+            .iter()
+            .any(|m| m.name == SMOKE_METRIC && m.ratio.is_some()));
+        assert!(load_baseline(Path::new("/nonexistent/b.json"), &mut warnings).is_empty());
+        assert!(warnings.is_empty());
     }
 
     #[test]

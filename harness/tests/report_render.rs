@@ -190,6 +190,25 @@ fn html_order_charts_markers_and_tooltips() {
 }
 
 #[test]
+fn baseline_is_a_dashed_line_and_a_column() {
+    let mut warnings = Vec::new();
+    let b = history::load_baseline(&fixtures().join("baseline.json"), &mut warnings);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let r = build(false).with_baseline(b, warnings);
+    let doc = xml::parse(&report::to_html(&r)).unwrap();
+    let lines = doc.find_all(&|n| n.name == "line" && n.attr("class") == Some("baseline"));
+    assert_eq!(lines.len(), 1, "only FULLNAT has a baseline");
+    assert!(lines[0].text().contains("baseline 0.1800"));
+    let md = report::to_markdown(&r);
+    // The metrics table is last.
+    let row = md
+        .lines()
+        .rfind(|l| l.starts_with(&format!("| {FULLNAT} |")))
+        .unwrap();
+    assert!(row.contains("| 0.1800 |"), "{row}");
+}
+
+#[test]
 fn junit_counts() {
     for (flag, failures, metric_failures) in [(false, 1, 0), (true, 2, 1)] {
         let r = build(flag);

@@ -150,7 +150,7 @@ fn trends(s: &mut String, r: &Report) {
         let _ = writeln!(
             s,
             "<div class=\"metric\">\n<h3>{}</h3>\n<p>Trended: {}; status <span class=\"{st}\">{st}</span>; \
-             {} runs, {} groups, {} outliers.</p>",
+             {} runs, {} groups, {} outliers{}.</p>",
             e(&t.name),
             match t.quantity {
                 Quantity::Ratio => "ratio to the same-run ceiling",
@@ -158,9 +158,12 @@ fn trends(s: &mut String, r: &Report) {
             },
             t.points.len(),
             t.analysis.groups.len(),
-            t.analysis.outliers.len()
+            t.analysis.outliers.len(),
+            r.baseline_of(t)
+                .map(|b| format!("; baseline {} (dashed)", num(b)))
+                .unwrap_or_default()
         );
-        chart(s, t, r.runs_on_machine);
+        chart(s, t, r.runs_on_machine, r.baseline_of(t));
         let _ = writeln!(s, "</div>");
     }
     let _ = writeln!(s, "</section>");
@@ -168,8 +171,8 @@ fn trends(s: &mut String, r: &Report) {
 
 /// One trend chart: points per run, group means as lines, red/green markers. The x axis
 /// is the machine's runs (`runs` of them), so a run without the metric leaves a gap.
-fn chart(s: &mut String, t: &MetricTrend, runs: usize) {
-    let n = t.points.len();
+/// `baseline`, if any, is a dashed line.
+fn chart(s: &mut String, t: &MetricTrend, runs: usize, baseline: Option<f64>) {
     let slots = runs.max(t.points.last().map_or(0, |p| p.position + 1));
     let (lo, hi) = t
         .points
@@ -177,7 +180,11 @@ fn chart(s: &mut String, t: &MetricTrend, runs: usize) {
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
             (lo.min(p.y), hi.max(p.y))
         });
-    let (lo, hi) = if n == 0 {
+    let (lo, hi) = match baseline.filter(|b| b.is_finite()) {
+        Some(b) => (lo.min(b), hi.max(b)),
+        None => (lo, hi),
+    };
+    let (lo, hi) = if !lo.is_finite() || !hi.is_finite() {
         (0.0, 1.0)
     } else if hi - lo <= hi.abs() * 1e-9 {
         let pad = if hi == 0.0 { 1.0 } else { hi.abs() * 0.05 };
@@ -228,6 +235,16 @@ fn chart(s: &mut String, t: &MetricTrend, runs: usize) {
         first = t.points.first().map(|p| e(&p.date)).unwrap_or_default(),
         last = t.points.last().map(|p| e(&p.date)).unwrap_or_default(),
     );
+    if let Some(b) = baseline.filter(|b| b.is_finite()) {
+        let _ = writeln!(
+            s,
+            "<line class=\"baseline\" x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{r}\" y2=\"{yy:.1}\" \
+             stroke=\"#999\" stroke-dasharray=\"5 4\"><title>baseline {b}</title></line>",
+            yy = y(b),
+            r = W - RIGHT,
+            b = num(b)
+        );
+    }
     // Group means.
     for g in &t.analysis.groups {
         let (x1, x2) = (x(g.first), x(g.last));

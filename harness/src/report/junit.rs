@@ -1,7 +1,7 @@
 //! `report.xml`: JUnit XML, for CI systems that show test results.
 //!
 //! Suite `correctness`: one test case per scenario × topology, a `<failure>` for each
-//! failed one. Suite `metrics`: one test case per metric of this run; a metric whose
+//! failed one, `<skipped>` for one that did not run. Suite `metrics`: one test case per metric of this run; a metric whose
 //! newest group is a regression is a `<failure type="regression">` only with
 //! `--fail-on-regression` (the same rule as the exit code), and otherwise says so in
 //! `<system-out>`.
@@ -37,7 +37,12 @@ pub(super) fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        r#"  <testsuite name="correctness" tests="{checks}" failures="{check_failures}">"#
+        r#"  <testsuite name="correctness" tests="{checks}" failures="{check_failures}" skipped="{}">"#,
+        r.run
+            .correctness
+            .iter()
+            .filter(|c| c.passed && c.skipped.is_some())
+            .count()
     );
     for c in &r.run.correctness {
         let _ = write!(
@@ -46,6 +51,14 @@ pub(super) fn render(r: &Report) -> String {
             e(&c.topology),
             e(&c.scenario)
         );
+        if let (true, Some(why)) = (c.passed, &c.skipped) {
+            let _ = writeln!(
+                s,
+                ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                e(why)
+            );
+            continue;
+        }
         if c.passed {
             let _ = writeln!(s, "/>");
             continue;

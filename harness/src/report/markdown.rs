@@ -96,13 +96,13 @@ pub(super) fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "| metric | this run | ceiling | ratio | trended | status | groups | runs |\n| --- | ---: | ---: | ---: | --- | --- | ---: | ---: |"
+        "| metric | this run | ceiling | ratio | trended | baseline | status | groups | runs |\n| --- | ---: | ---: | ---: | --- | ---: | --- | ---: | ---: |"
     );
     for t in &r.trends {
         let this = r.run.metrics.iter().find(|m| m.name == t.name);
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(&t.name),
             this.map(|m| format!("{} {}", num(m.value), m.unit))
                 .unwrap_or_else(|| "missing".into()),
@@ -112,6 +112,7 @@ pub(super) fn render(r: &Report) -> String {
                 Quantity::Ratio => "ratio",
                 Quantity::Value => "value",
             },
+            r.baseline_of(t).map(num).unwrap_or_default(),
             class_name(t.analysis.status),
             t.analysis.groups.len(),
             t.points.len()

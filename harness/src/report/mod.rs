@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::history::{
-    self, Fingerprint, History, HistoryError, MetricPoint, Run, ScenarioResult, Summary,
+    self, Fingerprint, History, HistoryError, Metric, MetricPoint, Run, ScenarioResult, Summary,
 };
 use crate::trend::{self, Analysis, Class, Direction};
 
@@ -56,6 +56,10 @@ pub struct ReportArgs {
     /// Where to write run.json and report.{json,md,html,xml} (default: the run directory).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Reference figures shown beside each metric (default: `baseline.json` beside the
+    /// history; a missing file is no baseline).
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
     /// Exit non-zero when a metric's newest group is a regression.
     #[arg(long)]
     pub fail_on_regression: bool,
@@ -160,6 +164,8 @@ pub struct Report {
     pub trends: Vec<MetricTrend>,
     /// Whether a regression fails the run.
     pub fail_on_regression: bool,
+    /// Reference figures (`results/baseline.json`), shown beside the trends.
+    pub baseline: Vec<Metric>,
 }
 
 impl Report {
@@ -199,6 +205,24 @@ impl Report {
             trends,
             fail_on_regression,
             run,
+            baseline: Vec::new(),
+        }
+    }
+
+    /// Adds reference figures; `warnings` (from reading them) join the history's.
+    pub fn with_baseline(mut self, baseline: Vec<Metric>, warnings: Vec<String>) -> Self {
+        self.baseline = baseline;
+        self.history_warnings
+            .extend(warnings.into_iter().map(|w| format!("baseline: {w}")));
+        self
+    }
+
+    /// The baseline's figure for a metric, in the trended quantity.
+    pub fn baseline_of(&self, t: &MetricTrend) -> Option<f64> {
+        let m = self.baseline.iter().find(|m| m.name == t.name)?;
+        match t.quantity {
+            Quantity::Ratio => m.ratio,
+            Quantity::Value => Some(m.value),
         }
     }
 
@@ -374,7 +398,16 @@ pub fn run_cli(args: &ReportArgs) -> Result<Vec<String>, String> {
     });
     history::append_history(&history_path, &run.summary()).map_err(|e| e.to_string())?;
     let history = history::load_history(&history_path).map_err(|e| e.to_string())?;
-    let report = Report::build(run, &history, args.fail_on_regression);
+    let baseline_path = args.baseline.clone().unwrap_or_else(|| {
+        history_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("baseline.json")
+    });
+    let mut baseline_warnings = Vec::new();
+    let baseline = history::load_baseline(&baseline_path, &mut baseline_warnings);
+    let report = Report::build(run, &history, args.fail_on_regression)
+        .with_baseline(baseline, baseline_warnings);
     let written = write_all(&report, &out).map_err(|e| e.to_string())?;
     let mut lines: Vec<String> = written
         .iter()
