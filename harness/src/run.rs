@@ -5,6 +5,8 @@
 //! OUT/scenarios/<scenario>-<topology>.json   scenario, topology, passed, counts, failures
 //! OUT/mismatches/<scenario>-<topology>.pcap  the packets that failed a check
 //! OUT/summary.json                           every result, and passed
+//! OUT/work/<scenario>/                       a failed pcap run's files: q*.pcap, o*.pcap,
+//!                                            forwarder.toml, forwarder.log, stats.json
 //! ```
 //!
 //! A topology whose prerequisite is missing (the `forwarder` binary not built) is skipped
@@ -100,8 +102,14 @@ pub fn run_one(file: &Path, kind: Kind, opts: &RunOptions) -> TopologyResult {
         Kind::Pcap => match pcap::find_forwarder(opts.forwarder.as_deref()) {
             Err(why) => Ok(TopologyResult::skipped(&scenario.name, kind, why)),
             Ok(bin) => {
-                let work = opts.out.join("work").join(format!("{stem}.pcap"));
-                pcap::run(file, &scenario, &bin, &work)
+                // The forwarder's files stay for a failed run only.
+                let work = opts.out.join("work").join(&stem);
+                let r = pcap::run(file, &scenario, &bin, &work);
+                if r.as_ref().is_ok_and(|r| r.passed) {
+                    let _ = std::fs::remove_dir_all(&work);
+                    let _ = std::fs::remove_dir(opts.out.join("work"));
+                }
+                r
             }
         },
     };
