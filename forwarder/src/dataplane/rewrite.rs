@@ -21,15 +21,13 @@ impl Delta {
         self.0 += u64::from(!checksum::data(old)) + u64::from(checksum::data(new));
     }
 
-    /// Records an address change.
+    /// Records an address change: `Σ ~old_word + Σ new_word` on integers (each
+    /// complemented word is `0xffff − word`), no byte loop and no fold.
     #[inline]
     pub fn addr(&mut self, old: IpAddr, new: IpAddr) {
-        match (old, new) {
-            (IpAddr::V4(o), IpAddr::V4(n)) => self.change(&o.octets(), &n.octets()),
-            (IpAddr::V6(o), IpAddr::V6(n)) => self.change(&o.octets(), &n.octets()),
-            (IpAddr::V4(o), IpAddr::V6(n)) => self.change(&o.octets(), &n.octets()),
-            (IpAddr::V6(o), IpAddr::V4(n)) => self.change(&o.octets(), &n.octets()),
-        }
+        let (n_old, s_old) = addr_words(old);
+        let (_, s_new) = addr_words(new);
+        self.0 += n_old * 0xffff - s_old + s_new;
     }
 
     /// Records a 16-bit word change.
@@ -41,8 +39,50 @@ impl Delta {
     /// The checksum field after the recorded changes.
     #[inline]
     pub fn apply(self, cks: u16) -> u16 {
-        !checksum::fold(u64::from(!cks) + self.0)
+        !fold(u64::from(!cks) + self.0)
     }
+}
+
+/// The unfolded one's-complement sum of a header whose length is a multiple of four
+/// (big-endian 32-bit words: 2^16 ≡ 1 mod 0xffff). `fold` of it equals
+/// `checksum::data`.
+#[inline]
+pub(crate) fn sum32(b: &[u8]) -> u64 {
+    b.chunks_exact(4)
+        .map(|w| u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]])))
+        .sum()
+}
+
+/// The number of 16-bit words of an address and their (unfolded) sum.
+#[inline]
+fn addr_words(a: IpAddr) -> (u64, u64) {
+    #[inline]
+    fn halves(x: u32) -> u64 {
+        u64::from(x >> 16) + u64::from(x & 0xffff)
+    }
+    match a {
+        IpAddr::V4(a) => (2, halves(u32::from(a))),
+        IpAddr::V6(a) => {
+            let x = u128::from(a);
+            let s = halves(x as u32)
+                + halves((x >> 32) as u32)
+                + halves((x >> 64) as u32)
+                + halves((x >> 96) as u32);
+            (8, s)
+        }
+    }
+}
+
+/// One's-complement fold of a sum to 16 bits in a fixed number of steps; equal to
+/// `checksum::fold` (the representative of the sum modulo 0xffff in `1..=0xffff`, or 0
+/// for 0).
+#[inline]
+pub(crate) fn fold(s: u64) -> u16 {
+    let s = (s & 0xffff_ffff) + (s >> 32); // < 2^33
+    let s = (s & 0xffff) + (s >> 16); // < 2^18
+    let s = (s & 0xffff) + (s >> 16); // < 2^16 + 4
+    let s = (s & 0xffff) + (s >> 16); // <= 0xffff
+    s as u16
 }
 
 /// Offset of the L4 checksum field inside the L4 header (TCP 16, UDP 6).
@@ -400,5 +440,41 @@ mod tests {
         delta.change(&data[2..6], &[1, 2, 3, 4]);
         data[2..6].copy_from_slice(&[1, 2, 3, 4]);
         assert_eq!(delta.apply(cks), !checksum::data(&data));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fold_matches_the_wire_fold(s in proptest::prelude::any::<u64>()) {
+            proptest::prop_assert_eq!(fold(s), checksum::fold(s));
+            let small = s >> 20;
+            proptest::prop_assert_eq!(fold(small), checksum::fold(small));
+        }
+
+        #[test]
+        fn sum32_folds_to_the_wire_sum(words in proptest::collection::vec(proptest::prelude::any::<[u8; 4]>(), 0..16)) {
+            let bytes: Vec<u8> = words.concat();
+            proptest::prop_assert_eq!(fold(sum32(&bytes)), checksum::data(&bytes));
+        }
+
+        #[test]
+        fn addr_delta_matches_the_byte_delta(
+            o4 in proptest::prelude::any::<u32>(),
+            n4 in proptest::prelude::any::<u32>(),
+            o6 in proptest::prelude::any::<u128>(),
+            n6 in proptest::prelude::any::<u128>(),
+            cks in proptest::prelude::any::<u16>(),
+        ) {
+            use std::net::{Ipv4Addr, Ipv6Addr};
+            let v4 = |x: u32| IpAddr::V4(Ipv4Addr::from(x));
+            let v6 = |x: u128| IpAddr::V6(Ipv6Addr::from(x));
+            for (o, n) in [(v4(o4), v4(n4)), (v6(o6), v6(n6)), (v4(o4), v6(n6)), (v6(o6), v4(n4))] {
+                let (mut fast, mut bytes) = (Delta::default(), Delta::default());
+                fast.addr(o, n);
+                let ob = match o { IpAddr::V4(a) => a.octets().to_vec(), IpAddr::V6(a) => a.octets().to_vec() };
+                let nb = match n { IpAddr::V4(a) => a.octets().to_vec(), IpAddr::V6(a) => a.octets().to_vec() };
+                bytes.change(&ob, &nb);
+                proptest::prop_assert_eq!(fast.apply(cks), bytes.apply(cks));
+            }
+        }
     }
 }

@@ -355,11 +355,11 @@ impl ConnTable {
     #[inline]
     fn find(&self, h: Hashed, t: &Tuple) -> Option<(ConnId, Direction)> {
         let slab = &self.slab;
-        let r = self.index.find(h, t, |r| {
+        let r = self.index.find(h, |r| {
             // References in the index always name live slab entries (added in `insert`,
             // dropped in `release`); `None` is unreachable and simply fails the match.
             slab.get((r >> 1) as usize)
-                .map(|s| *s.conn.tuple(dir_of_ref(r)))
+                .is_some_and(|s| s.conn.tuple(dir_of_ref(r)) == t)
         })?;
         let index = r >> 1;
         let slot = self.slab.get(index as usize)?;
