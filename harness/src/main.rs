@@ -64,6 +64,11 @@ enum Command {
     /// failure (packet, field, expected vs got); writes `OUT/scenarios/*.json`,
     /// `OUT/mismatches/*.pcap` and `OUT/summary.json`. Exit status 1 on any failure.
     Run(harness::run::RunArgs),
+    /// Real Linux peers through the forwarder in network namespaces (root; issue 8).
+    ///
+    /// Prints `PASS|SKIP|FAIL kernel/NAME` per scenario and the facts it checked; exit
+    /// status 1 on a failure.
+    Kernel(harness::topology::kernel::KernelArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,6 +195,7 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Bench(args) => harness::bench::run_cli(&args),
         Command::Run(args) => harness::run::run_cli(&args),
+        Command::Kernel(args) => harness::topology::kernel::run_cli(&args),
         Command::Replay {
             retarget,
             input,

@@ -302,9 +302,31 @@ fn mac_str(m: [u8; 6]) -> String {
 
 const PREFIXES: [&str; 4] = ["l4f-", "l4c-", "l4s1-", "l4s2-"];
 
+/// Whether process `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        // `pid (comm) state …`: the state follows the last ')'.
+        s.rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X")
+    })
+}
+
 /// Removes namespaces with our prefixes whose creating process no longer runs (and the
-/// processes the harness left in them).
+/// processes the harness left in them), and such a process's files.
 pub fn cleanup_stale() {
+    if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix("l4lab-kernel-")
+                .and_then(|r| r.split('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !alive(p)) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else {
         return;
     };
@@ -318,7 +340,7 @@ pub fn cleanup_stale() {
         let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if Path::new(&format!("/proc/{pid}")).exists() {
+        if alive(pid) {
             continue;
         }
         if let Ok(pids) = Command::new("ip").args(["netns", "pids", name]).output() {
@@ -1693,6 +1715,55 @@ fn short_connections(tools: &Tools) -> Result<Vec<String>> {
     let slack = done.capture_drops + rx_missed(&done.stats) + frames as u64 / 10_000;
     facts.push(reconcile(&done, slack)?);
     Ok(facts)
+}
+
+/// `harness kernel [SCENARIO…] [--bench-secs N]`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct KernelArgs {
+    /// Scenarios to run (default: all of them): fullnat-http, nat-http, udp-fullnat,
+    /// rs-removal, short-connections, bench.
+    pub scenarios: Vec<String>,
+    /// Seconds of each wrk run of the bench.
+    #[arg(long, default_value_t = 5)]
+    pub bench_secs: u32,
+}
+
+/// `harness kernel`: runs the scenarios, printing `PASS|SKIP|FAIL kernel/NAME` and the
+/// facts each checked; an error when one failed.
+pub fn run_cli(args: &KernelArgs) -> std::result::Result<(), String> {
+    let tools = Tools::locate().map_err(|e| e.to_string())?;
+    let names: Vec<&str> = if args.scenarios.is_empty() {
+        SCENARIOS.to_vec()
+    } else {
+        args.scenarios.iter().map(String::as_str).collect()
+    };
+    let mut failed = Vec::new();
+    for name in names {
+        let result = if name == "bench" {
+            preflight(&["wrk"])
+                .and_then(|()| bench(&tools, args.bench_secs.max(1)).map(|b| b.lines()))
+        } else {
+            run_scenario(name, &tools)
+        };
+        match result {
+            Ok(facts) => {
+                println!("PASS kernel/{name}");
+                for f in facts {
+                    println!("  {f}");
+                }
+            }
+            Err(KernelError::Skip(why)) => println!("SKIP kernel/{name}: {why}"),
+            Err(e) => {
+                println!("FAIL kernel/{name}: {e}");
+                failed.push(name.to_owned());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("kernel scenarios failed: {}", failed.join(", ")))
+    }
 }
 
 /// wrk through the forwarder (FULLNAT) and directly to s1, in the same run.
