@@ -666,6 +666,36 @@ pub struct LaddrConfig {
     pub addrs: Vec<IpAddr>,
 }
 
+/// `[policies]`: what the packet path does with packets that are not plain forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoliciesConfig {
+    /// Verify TCP/UDP checksums on receive and drop bad ones (default false: like most
+    /// balancers, leave that to the end hosts).
+    pub verify_checksums: bool,
+    /// Answer ICMP echo requests to a VIP (default true, as DPVS does).
+    pub answer_echo: bool,
+    /// TTL 1: `false` drops and counts it (default), `true` passes it to the control plane.
+    pub ttl_to_control: bool,
+    /// Fragments: `false` drops and counts them (default), `true` passes them to the control
+    /// plane.
+    pub fragments_to_control: bool,
+    /// Remove a real server's connections as soon as it is removed (default false: they run
+    /// until they expire).
+    pub expire_quiescent: bool,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> PoliciesConfig {
+        PoliciesConfig {
+            verify_checksums: false,
+            answer_echo: true,
+            ttl_to_control: false,
+            fragments_to_control: false,
+            expire_quiescent: false,
+        }
+    }
+}
+
 /// How FULLNAT replies are brought back to the worker owning the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -867,6 +897,8 @@ pub struct Config {
     pub control: ControlConfig,
     /// Packet trace, if enabled.
     pub trace: Option<TraceConfig>,
+    /// Packet-path policies.
+    pub policies: PoliciesConfig,
     /// Extra EAL arguments (the ports' `-a`/`--vdev` options are added by the runtime).
     pub eal_args: Vec<String>,
 }
@@ -965,7 +997,18 @@ struct RawConfig {
     tables: Option<RawTables>,
     control: Option<RawControl>,
     trace: Option<S<RawTrace>>,
+    policies: Option<RawPolicies>,
     eal: Option<RawEal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicies {
+    verify_checksums: Option<bool>,
+    answer_echo: Option<bool>,
+    ttl: Option<S<String>>,
+    fragments: Option<S<String>>,
+    expire_quiescent: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1283,6 +1326,30 @@ impl Ctx<'_> {
                 })
             }
         };
+        let mut policies = PoliciesConfig::default();
+        if let Some(p) = &raw.policies {
+            let to_control = |v: &Option<S<String>>, field: &str| -> Result<bool, ConfigError> {
+                match v {
+                    None => Ok(false),
+                    Some(m) => match m.get_ref().as_str() {
+                        "drop" => Ok(false),
+                        "control" => Ok(true),
+                        other => Err(self.error(
+                            m.span(),
+                            field,
+                            format!("expected drop or control, got {other:?}"),
+                        )),
+                    },
+                }
+            };
+            policies = PoliciesConfig {
+                verify_checksums: p.verify_checksums.unwrap_or(policies.verify_checksums),
+                answer_echo: p.answer_echo.unwrap_or(policies.answer_echo),
+                ttl_to_control: to_control(&p.ttl, "policies.ttl")?,
+                fragments_to_control: to_control(&p.fragments, "policies.fragments")?,
+                expire_quiescent: p.expire_quiescent.unwrap_or(policies.expire_quiescent),
+            };
+        }
         let eal_args = raw
             .eal
             .map(|e| e.args.into_iter().map(Spanned::into_inner).collect())
@@ -1297,6 +1364,7 @@ impl Ctx<'_> {
             tables,
             control,
             trace,
+            policies,
             eal_args,
         })
     }

@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::control::config::{self as cfg, Config, WorkerMap};
 use crate::dataplane::config::{
-    DataplaneConfig, Mode, Policies, RealServerConfig, ServiceConfig, ServiceKey,
+    DataplaneConfig, FragmentPolicy, Mode, Policies, RealServerConfig, ServiceConfig, ServiceKey,
+    TtlPolicy,
 };
 use crate::dataplane::conn::Timeouts;
 use crate::dataplane::types::{Nanos, Proto};
@@ -144,9 +145,22 @@ pub fn plan(
         udp_oneway: nanos(t.udp.oneway),
         ..Timeouts::default()
     };
+    let pol = &config.policies;
     dp.policies = Policies {
         redirect_no_conn: config.steering.redirect,
-        ..Policies::default()
+        verify_checksums: pol.verify_checksums,
+        answer_echo: pol.answer_echo,
+        ttl: if pol.ttl_to_control {
+            TtlPolicy::Control
+        } else {
+            TtlPolicy::Drop
+        },
+        fragments: if pol.fragments_to_control {
+            FragmentPolicy::Control
+        } else {
+            FragmentPolicy::Drop
+        },
+        expire_quiescent: pol.expire_quiescent,
     };
     dp.max_services = dp.max_services.max(config.services.len() * 2);
     RuntimePlan {
