@@ -113,7 +113,15 @@ impl Tools {
     pub fn locate() -> Result<Self> {
         let find = |env: &str, name: &str| -> Result<PathBuf> {
             if let Some(p) = std::env::var_os(env) {
-                return Ok(PathBuf::from(p));
+                let p = PathBuf::from(p);
+                return if p.is_file() {
+                    Ok(p)
+                } else {
+                    Err(KernelError::Skip(format!(
+                        "{env}={} is not a file",
+                        p.display()
+                    )))
+                };
             }
             let exe = std::env::current_exe().map_err(|e| KernelError::Skip(e.to_string()))?;
             let mut dir = exe.parent();
