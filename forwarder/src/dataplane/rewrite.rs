@@ -53,13 +53,15 @@ pub(crate) fn sum32(b: &[u8]) -> u64 {
         .sum()
 }
 
+/// The sum of the two 16-bit halves of `x`.
+#[inline]
+fn halves(x: u32) -> u64 {
+    u64::from(x >> 16) + u64::from(x & 0xffff)
+}
+
 /// The number of 16-bit words of an address and their (unfolded) sum.
 #[inline]
 fn addr_words(a: IpAddr) -> (u64, u64) {
-    #[inline]
-    fn halves(x: u32) -> u64 {
-        u64::from(x >> 16) + u64::from(x & 0xffff)
-    }
     match a {
         IpAddr::V4(a) => (2, halves(u32::from(a))),
         IpAddr::V6(a) => {
@@ -114,6 +116,23 @@ pub struct Nat {
 /// checksum from scratch instead (after TOA insertion).
 #[allow(clippy::too_many_arguments)]
 pub fn rewrite_same_family(
+    d: &mut [u8],
+    l3: &L3,
+    sport: u16,
+    dport: u16,
+    n: &Nat,
+    ttl_dec: u8,
+    caps: ChecksumCaps,
+    full_l4: bool,
+) {
+    if !rewrite_v4(d, l3, sport, dport, n, ttl_dec, caps, full_l4) {
+        rewrite_general(d, l3, sport, dport, n, ttl_dec, caps, full_l4);
+    }
+}
+
+/// [`rewrite_same_family`] for every case.
+#[allow(clippy::too_many_arguments)]
+fn rewrite_general(
     d: &mut [u8],
     l3: &L3,
     sport: u16,
@@ -186,6 +205,75 @@ pub fn rewrite_same_family(
         }
         wr16(d, c, v);
     }
+}
+
+/// The common case of [`rewrite_same_family`] on fixed offsets: IPv4 to IPv4, checksums
+/// in software, TCP or UDP with a checksum, no full recompute. Returns `false` (having
+/// changed nothing) for anything else, which the general path then handles; the result
+/// is bit for bit the general path's.
+#[allow(clippy::too_many_arguments)]
+#[inline]
+fn rewrite_v4(
+    d: &mut [u8],
+    l3: &L3,
+    sport: u16,
+    dport: u16,
+    n: &Nat,
+    ttl_dec: u8,
+    caps: ChecksumCaps,
+    full_l4: bool,
+) -> bool {
+    let (IpAddr::V4(os), IpAddr::V4(od), IpAddr::V4(ns), IpAddr::V4(nd)) =
+        (l3.src, l3.dst, n.src, n.dst)
+    else {
+        return false;
+    };
+    let tcp = l3.proto == IpProtocol::TCP.0;
+    let offload = if tcp { caps.tcp } else { caps.udp };
+    if l3.v6 || caps.ipv4 || offload || full_l4 || !l3.header_len_ok() || l3.l4 < l3.l3 + 20 {
+        return false;
+    }
+    let l4_len = if tcp { 18 } else { 8 };
+    let (Some(ip), Some(seg)) = (d.get(l3.l3..l3.l3 + 20), d.get(l3.l4..l3.l4 + l4_len)) else {
+        return false;
+    };
+    let c = l4_csum_off(l3.proto);
+    let old_cks = u16::from_be_bytes([seg[c], seg[c + 1]]);
+    if !tcp && old_cks == 0 {
+        return false;
+    }
+    let (os, od, ns, nd) = (u32::from(os), u32::from(od), u32::from(ns), u32::from(nd));
+    let mut addrs = Delta::default();
+    if os != ns {
+        addrs.0 += 2 * 0xffff - halves(os) + halves(ns);
+    }
+    if od != nd {
+        addrs.0 += 2 * 0xffff - halves(od) + halves(nd);
+    }
+    let old_ttl = u16::from_be_bytes([ip[8], ip[9]]);
+    let new_ttl = u16::from_be_bytes([l3.ttl.saturating_sub(ttl_dec), l3.proto]);
+    let mut ipd = addrs;
+    ipd.word(old_ttl, new_ttl);
+    let ip_cks = ipd.apply(u16::from_be_bytes([ip[10], ip[11]]));
+    let mut l4d = addrs;
+    l4d.word(sport, n.sport);
+    l4d.word(dport, n.dport);
+    let mut v = l4d.apply(old_cks);
+    if !tcp && v == 0 {
+        v = 0xffff;
+    }
+    if let Some(ip) = d.get_mut(l3.l3 + 8..l3.l3 + 20) {
+        ip[0..2].copy_from_slice(&new_ttl.to_be_bytes());
+        ip[2..4].copy_from_slice(&ip_cks.to_be_bytes());
+        ip[4..8].copy_from_slice(&ns.to_be_bytes());
+        ip[8..12].copy_from_slice(&nd.to_be_bytes());
+    }
+    if let Some(seg) = d.get_mut(l3.l4..l3.l4 + l4_len) {
+        seg[0..2].copy_from_slice(&n.sport.to_be_bytes());
+        seg[2..4].copy_from_slice(&n.dport.to_be_bytes());
+        seg[c..c + 2].copy_from_slice(&v.to_be_bytes());
+    }
+    true
 }
 
 impl L3 {
@@ -448,6 +536,47 @@ mod tests {
             proptest::prop_assert_eq!(fold(s), checksum::fold(s));
             let small = s >> 20;
             proptest::prop_assert_eq!(fold(small), checksum::fold(small));
+        }
+
+        #[test]
+        fn v4_fast_path_matches_the_general_path(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 48),
+            addrs in proptest::prelude::any::<[u32; 4]>(),
+            ports in proptest::prelude::any::<[u16; 2]>(),
+            same in proptest::prelude::any::<[bool; 2]>(),
+            tcp in proptest::prelude::any::<bool>(),
+            ttl in proptest::prelude::any::<u8>(),
+        ) {
+            use std::net::Ipv4Addr;
+            let v4 = |x: u32| IpAddr::V4(Ipv4Addr::from(x));
+            let proto = if tcp { IpProtocol::TCP.0 } else { IpProtocol::UDP.0 };
+            let l3 = L3 {
+                l3: 0,
+                v6: false,
+                l4: 20,
+                end: 48,
+                proto,
+                src: v4(addrs[0]),
+                dst: v4(addrs[1]),
+                ttl,
+                fragment: false,
+            };
+            let n = Nat {
+                src: if same[0] { l3.src } else { v4(addrs[2]) },
+                sport: ports[0],
+                dst: if same[1] { l3.dst } else { v4(addrs[3]) },
+                dport: ports[1],
+            };
+            let (sp, dp) = (rd16(&bytes, 20), rd16(&bytes, 22));
+            let mut fast = bytes.clone();
+            let mut general = bytes.clone();
+            let took = rewrite_v4(&mut fast, &l3, sp, dp, &n, 1, ChecksumCaps::NONE, false);
+            rewrite_general(&mut general, &l3, sp, dp, &n, 1, ChecksumCaps::NONE, false);
+            let udp_no_cks = !tcp && rd16(&bytes, 26) == 0;
+            proptest::prop_assert_eq!(took, !udp_no_cks);
+            if took {
+                proptest::prop_assert_eq!(fast, general);
+            }
         }
 
         #[test]
