@@ -28,8 +28,22 @@
 //! removes them when dropped (also on panic), and [`Lab::start`] first removes those
 //! left by a process that no longer runs.
 //!
-//! The scenarios ([`SCENARIOS`], [`run_scenario`]) are what `tests/kernel_peers.rs` runs;
-//! each returns the facts it checked, or the first check that failed.
+//! The scenarios ([`SCENARIOS`], [`run_scenario`]) are what `tests/kernel_peers.rs` and
+//! `harness kernel` run; each returns the facts it checked, or the first check that failed:
+//!
+//! | scenario | what it checks |
+//! | --- | --- |
+//! | `fullnat-http` | 10 curls (pinned source ports) + a 64 KiB POST answered by both servers, which saw the local address; TOA (option 254) carries the client's address and each port; no frame over the MTU |
+//! | `nat-http` | the same through NAT: the servers saw the client's address and port, no TOA |
+//! | `udp-fullnat` | 10 datagrams answered from the VIP; the server saw the local address |
+//! | `rs-removal` | `ctl rs del` during wrk: no socket error or non-2xx, s2 keeps serving its established connections, gets no SYN, new requests go to s1 |
+//! | `short-connections` | wrk with `Connection: close`: no error; SYNs, connections and local-port reuse counted |
+//! | `bench` | wrk through the forwarder and over a direct veth, two alternating rounds |
+//!
+//! Every scenario with captures also checks every frame's checksums on both sides (and
+//! tshark's verdicts on small captures), that the forwarder dropped nothing, and that its
+//! counters reconcile with the captures (per worker from `--stats-json`, per port from
+//! `ctl stats` just before the stop).
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -894,6 +908,35 @@ socket = "{sock}"
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// One HTTP POST of `len` bytes from the client with curl (no `Expect: 100-continue`,
+    /// so the first data segment is full-sized); the body of the answer.
+    pub fn curl_post(&self, url: &str, local_port: u16, len: usize) -> Result<String> {
+        let file = self.dir.join(format!("post-{len}.bin"));
+        let data: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+        std::fs::write(&file, data)
+            .map_err(|e| KernelError::Failed(format!("{}: {e}", file.display())))?;
+        let port = local_port.to_string();
+        let at = format!("@{}", file.display());
+        let out = self.exec_ok(
+            &self.ns_client(),
+            &[
+                "curl",
+                "-sS",
+                "--max-time",
+                "5",
+                "--fail",
+                "--local-port",
+                &port,
+                "-H",
+                "Expect:",
+                "--data-binary",
+                &at,
+                url,
+            ],
+        )?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// `l4lab-echo udp --to TO --count N` from the client: the answers, one per line.
     pub fn udp(&self, to: SocketAddrV4, count: u32) -> Result<Vec<String>> {
         let echo = self.tools.echo.to_string_lossy().into_owned();
@@ -1527,8 +1570,25 @@ fn http(tools: &Tools, mode: Mode) -> Result<Vec<String>> {
     for &p in &ports {
         bodies.push((p, lab.curl(&http_url(), Some(p))?));
     }
+    // A POST whose first data segment is full-sized: TOA must not push it past the MTU.
+    let post_port = 42100;
+    bodies.push((post_port, lab.curl_post(&http_url(), post_port, 64 * 1024)?));
     facts.push(check_bodies(&bodies, mode)?);
     let done = lab.stop()?;
+    let biggest = done
+        .servers
+        .iter()
+        .chain(std::iter::once(&done.client))
+        .flatten()
+        .map(|f| f.data.len())
+        .max()
+        .unwrap_or(0);
+    check(biggest <= 1514, || {
+        format!("a {biggest}-byte frame crossed a 1500-byte-MTU link")
+    })?;
+    facts.push(format!(
+        "a 64 KiB POST answered; largest frame on either side {biggest} bytes (MTU 1500)"
+    ));
     facts.push(checksums(&done)?);
     facts.push(tshark_checksums(&done)?);
     facts.push(reconcile(&done, done.capture_drops)?);
@@ -1562,7 +1622,7 @@ fn http(tools: &Tools, mode: Mode) -> Result<Vec<String>> {
         format!("servers got SYNs from {syn_src:?}, expected {want_src}")
     })?;
     if mode == Mode::FullNat {
-        let want: BTreeSet<u16> = ports.iter().copied().collect();
+        let want: BTreeSet<u16> = ports.iter().copied().chain([post_port]).collect();
         check(toa_ports == want, || {
             format!("TOA ports {toa_ports:?} differ from the client's ports {want:?}")
         })?;
