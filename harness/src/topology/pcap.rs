@@ -183,7 +183,7 @@ pub fn forwarder_config(
     }
     let _ = write!(
         s,
-        "[steering]\nmode = \"rss\"\nredirect = true\n\n[control]\nsocket = \"{}\"\n",
+        "[steering]\nmode = \"rss\"\nredirect = true\n\n[policies]\nverify_checksums = true\nanswer_echo = false\n\n[control]\nsocket = \"{}\"\n",
         socket.display()
     );
     Ok(s)
