@@ -633,6 +633,7 @@ fn gen_jobs(
                 net,
                 response_bytes: usize::from(g.response_bytes),
                 scratch: vec![0u8; 2048],
+                backlog: Burst::new(),
             }),
             shared: shared.clone(),
         }));
@@ -657,6 +658,9 @@ struct InlineResponder {
     net: Cidr,
     response_bytes: usize,
     scratch: Vec<u8>,
+    /// Answers the port did not take yet: sent before anything else (requests wait,
+    /// answers are never dropped for a full ring).
+    backlog: Burst,
 }
 
 /// The IPv4 destination of an untagged Ethernet/IPv4 frame.
@@ -720,14 +724,19 @@ impl InlineResponder {
         rep.rx += streams;
         rep.server_rx += server;
         rep.other_rx += other;
-        // Retry a full ring a few times, then drop the rest (counted as not sent).
-        for _ in 0..64 {
-            if burst.is_empty() {
-                break;
-            }
-            rep.server_tx += txq.tx_burst(burst) as u64;
+        // What the port does not take now waits in the backlog (empty here: receive()
+        // polls only when it is) and goes out before the next request.
+        rep.server_tx += txq.tx_burst(burst) as u64;
+        std::mem::swap(burst, &mut self.backlog);
+    }
+
+    /// Sends what waits; true when nothing is left waiting.
+    #[inline]
+    fn flush(&mut self, txq: &mut TxQueue, rep: &mut WorkerReport) -> bool {
+        if !self.backlog.is_empty() {
+            rep.server_tx += txq.tx_burst(&mut self.backlog) as u64;
         }
-        burst.clear();
+        self.backlog.is_empty()
     }
 }
 
@@ -742,6 +751,12 @@ fn receive(
     stamps: bool,
     responder: Option<&mut InlineResponder>,
 ) -> usize {
+    if let Some(r) = responder.as_deref() {
+        if !r.backlog.is_empty() {
+            // Answers still wait for room: no new packets until they are out.
+            return 0;
+        }
+    }
     let n = rxq.rx_burst(burst);
     if n == 0 {
         return 0;
@@ -777,6 +792,11 @@ fn drain_rx(
     let mut last = start;
     loop {
         let now = tsc::cycles();
+        if let Some(r) = responder.as_deref_mut() {
+            if !r.flush(txq, rep) {
+                last = now;
+            }
+        }
         if receive(rxq, txq, burst, rep, stamps, responder.as_deref_mut()) > 0 {
             last = now;
         }
@@ -846,6 +866,12 @@ impl GenJob {
                 stamps_on,
                 self.responder.as_mut(),
             );
+            if let Some(r) = self.responder.as_mut() {
+                if !r.flush(&mut self.txq, &mut rep) {
+                    // The servers' answers go first; requests wait for room.
+                    continue;
+                }
+            }
             if tx_burst.is_empty() {
                 let want = match &pacer {
                     Some(p) => p.want(now, rep.tx),
