@@ -550,7 +550,7 @@ struct GenJob {
     duration: Option<Duration>,
     latency_every: u64,
     cores: u64,
-    responder: Option<InlineResponder>,
+    responder: Option<Box<InlineResponder>>,
     shared: Shared,
 }
 
@@ -629,11 +629,13 @@ fn gen_jobs(
             duration: cfg.duration,
             latency_every: g.latency_every,
             cores: u64::from(cores),
-            responder: g.respond_to.map(|net| InlineResponder {
-                net,
-                response_bytes: usize::from(g.response_bytes),
-                scratch: vec![0u8; 2048],
-                backlog: Burst::new(),
+            responder: g.respond_to.map(|net| {
+                Box::new(InlineResponder {
+                    net,
+                    response_bytes: usize::from(g.response_bytes),
+                    scratch: vec![0u8; 2048],
+                    backlog: Burst::new(),
+                })
             }),
             shared: shared.clone(),
         }));
@@ -864,9 +866,9 @@ impl GenJob {
                 &mut rx_burst,
                 &mut rep,
                 stamps_on,
-                self.responder.as_mut(),
+                self.responder.as_deref_mut(),
             );
-            if let Some(r) = self.responder.as_mut() {
+            if let Some(r) = self.responder.as_deref_mut() {
                 if !r.flush(&mut self.txq, &mut rep) {
                     // The servers' answers go first; requests wait for room.
                     continue;
@@ -964,7 +966,7 @@ impl GenJob {
             &mut rep,
             stamps_on,
             hz,
-            self.responder.as_mut(),
+            self.responder.as_deref_mut(),
         );
         live.tx.store(rep.tx, Ordering::Relaxed);
         live.rx.store(rep.rx, Ordering::Relaxed);
