@@ -596,7 +596,9 @@ impl Worker {
         conn.rs_index = i as u32;
         conn.svc_index = slot;
         conn.worker = self.id;
-        match self.conns.insert(conn, now) {
+        // `l4_path` looked `tuple` up without a hit just before, and nothing since has
+        // touched the table.
+        match self.conns.insert_new_flow(conn, now) {
             Ok(id) => {
                 if let Some(s) = self
                     .services

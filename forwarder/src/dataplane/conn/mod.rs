@@ -396,11 +396,29 @@ impl ConnTable {
     ///
     /// Errors: [`ConnError::Exists`] if either tuple is already in use (or both are the
     /// same), [`ConnError::TableFull`] if all slots are in use. On error nothing changes.
-    pub fn insert(&mut self, mut conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
+    pub fn insert(&mut self, conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
+        self.insert_checked(conn, now, true)
+    }
+
+    /// [`insert`](Self::insert) for a connection whose `in_tuple` the caller has just
+    /// looked up with [`lookup`](Self::lookup), without a hit and without changing the
+    /// table since (the packet path's new flow): that second lookup is skipped; the
+    /// `out_tuple` is still checked.
+    #[inline]
+    pub fn insert_new_flow(&mut self, conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
+        self.insert_checked(conn, now, false)
+    }
+
+    fn insert_checked(
+        &mut self,
+        mut conn: Conn,
+        now: Nanos,
+        check_in: bool,
+    ) -> Result<ConnId, ConnError> {
         let in_hash = self.index.hash(&conn.in_tuple);
         let out_hash = self.index.hash(&conn.out_tuple);
         if conn.in_tuple == conn.out_tuple
-            || self.find(in_hash, &conn.in_tuple).is_some()
+            || (check_in && self.find(in_hash, &conn.in_tuple).is_some())
             || self.find(out_hash, &conn.out_tuple).is_some()
         {
             return Err(ConnError::Exists);
