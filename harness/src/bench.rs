@@ -735,8 +735,11 @@ pub mod topo {
     pub const RS_NET: &str = "192.168.100.0/24";
     /// Real servers.
     pub const RS: [&str; 2] = ["192.168.100.10:8080", "192.168.100.11:8080"];
-    /// FULLNAT local address.
-    pub const LADDR: &str = "192.168.100.200";
+    /// FULLNAT local addresses: `192.168.200.1` and up, one per [`PORTS_PER_LADDR`]
+    /// connections (a local address has at most ~64k ports).
+    pub const LADDR_BASE: [u8; 3] = [192, 168, 200];
+    /// Connections planned per local address.
+    pub const PORTS_PER_LADDR: u64 = 50_000;
     /// Clients.
     pub const CLIENTS: &str = "172.16.0.0/12";
     /// The device's MAC (the forwarder's; testpmd swaps whatever it gets).
@@ -807,6 +810,14 @@ fn command_line(program: &Path, args: &[String]) -> String {
         .join(" ")
 }
 
+/// FULLNAT local addresses (quoted) for `flows` connections: enough that the local
+/// ports do not run out (at most 250).
+pub fn laddrs(flows: u64) -> Vec<String> {
+    let n = flows.div_ceil(topo::PORTS_PER_LADDR).clamp(1, 250);
+    let [a, b, c] = topo::LADDR_BASE;
+    (1..=n).map(|i| format!("\"{a}.{b}.{c}.{i}\"")).collect()
+}
+
 /// The forwarder configuration for a point.
 pub fn forwarder_config(spec: &PointSpec, eal: &[String], socket: &Path, ctl: &Path) -> String {
     let eal_list = eal
@@ -820,7 +831,7 @@ pub fn forwarder_config(spec: &PointSpec, eal: &[String], socket: &Path, ctl: &P
         .collect::<Vec<_>>()
         .join(", ");
     let laddr = match spec.mode {
-        FwdMode::Fullnat => format!("\n[laddr]\nm0 = [\"{}\"]\n", topo::LADDR),
+        FwdMode::Fullnat => format!("\n[laddr]\nm0 = [{}]\n", laddrs(spec.flows).join(", ")),
         FwdMode::Nat => String::new(),
     };
     // Room for one connection per packet of a new-connection trial.
@@ -1885,6 +1896,14 @@ mod tests {
             assert_eq!(v["service"][0]["mode"].as_str(), Some(mode.as_str()));
             assert_eq!(v["tables"]["conn_capacity"].as_integer(), Some(1 << 20));
             assert_eq!(v.get("laddr").is_some(), mode == FwdMode::Fullnat);
+            if mode == FwdMode::Fullnat {
+                let l = v["laddr"]["m0"].as_array().unwrap();
+                assert_eq!(l.len(), 20, "1M connections need 20 local addresses");
+                assert_eq!(l[19].as_str(), Some("192.168.200.20"));
+            }
         }
+        assert_eq!(laddrs(1), vec!["\"192.168.200.1\"".to_string()]);
+        assert_eq!(laddrs(50_001).len(), 2);
+        assert_eq!(laddrs(u64::MAX).len(), 250);
     }
 }
