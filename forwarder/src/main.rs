@@ -32,7 +32,7 @@ fn main() -> ExitCode {
             let code = run_ctl(
                 &args[1..],
                 Path::new(DEFAULT_SOCKET),
-                Duration::from_secs(5),
+                Duration::from_secs(15),
                 &mut std::io::stdout(),
                 &mut std::io::stderr(),
             );

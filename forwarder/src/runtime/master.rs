@@ -36,8 +36,9 @@ use crate::runtime::trace::TraceWriter;
 use crate::runtime::worker::{Command, Reply, WorkerLink};
 use crate::runtime::{owned_addrs, RuntimeError, RuntimePlan};
 
-/// How long the master waits for every worker to apply a change.
-pub const APPLY_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long the master waits for one worker to answer a command. Workers answer between
+/// bursts (microseconds); the margin is for machines where busy-polling lcores share CPUs.
+pub const APPLY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Counters of one worker as the master last read them.
 #[derive(Debug, Clone)]
@@ -448,7 +449,22 @@ impl Master {
         serde_json::json!({
             "steering": self.steering.name(),
             "steering_detail": self.steering.to_string(),
-            "ports": self.ports.iter().map(|p| serde_json::json!({"name": p.name, "id": p.id})).collect::<Vec<_>>(),
+            "ports": self
+                .ports
+                .iter()
+                .zip(self.snapshot().ports)
+                .map(|(p, st)| serde_json::json!({
+                    "name": p.name,
+                    "id": p.id,
+                    "rx_packets": st.rx_packets,
+                    "tx_packets": st.tx_packets,
+                    "rx_bytes": st.rx_bytes,
+                    "tx_bytes": st.tx_bytes,
+                    "rx_missed": st.rx_missed,
+                    "rx_errors": st.rx_errors,
+                    "tx_errors": st.tx_errors,
+                }))
+                .collect::<Vec<_>>(),
             "services": serde_json::to_value(&self.snapshot().services).unwrap_or_default(),
             "arp_replies": self.arp_replies,
             "announcements": self.announced,
