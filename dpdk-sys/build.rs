@@ -57,6 +57,11 @@ fn main() {
 }
 
 fn bindgen_or_exit(cflags: &[String], csrc: &std::path::Path) -> bindgen::Bindings {
+    let scratch =
+        PathBuf::from(env::var("OUT_DIR").expect("cargo sets this")).join("macro-fallback");
+    if let Err(err) = std::fs::create_dir_all(&scratch) {
+        fail(&format!("cannot create {}: {err}", scratch.display()));
+    }
     let builder = bindgen::Builder::default()
         .header(csrc.join("wrapper.h").to_string_lossy())
         .clang_args(cflags)
@@ -65,6 +70,8 @@ fn bindgen_or_exit(cflags: &[String], csrc: &std::path::Path) -> bindgen::Bindin
         .allowlist_type("rte_.*")
         .allowlist_var("RTE_.*|RING_F_.*|SOCKET_ID_ANY|L4LAB_.*")
         .clang_macro_fallback()
+        // Its scratch files go to OUT_DIR, not the source folder (builds may run at once).
+        .clang_macro_fallback_build_dir(&scratch)
         // Packed structs holding aligned members that Rust cannot represent.
         .opaque_type("rte_arp_ipv4")
         .opaque_type("rte_arp_hdr")
