@@ -22,7 +22,8 @@
 //! next load starts at the warm-up's forwarding rate, widens downwards while there is no
 //! lower bound, and bisects once both exist, until `upper - lower ≤ width × upper` or
 //! the sum of trial durations reaches the budget. A loss at minimum load fails that goal
-//! at once.
+//! at once. A goal met at the maximum load is the generator's limit, a lower bound on
+//! the device; the Markdown marks it `(≥, at max load)`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -618,8 +619,12 @@ pub fn markdown(r: &BenchReport) -> String {
                     },
                 )
         };
+        let max = p.search.max_pps;
         let flag = |g: &GoalResult| {
-            if g.failed_at_min {
+            if g.pps > 0.0 && g.pps >= max * 0.999 {
+                // Met at the generator's maximum load: a lower bound on the device.
+                " (≥, at max load)"
+            } else if g.failed_at_min {
                 " (fails at min)"
             } else if g.converged {
                 ""
@@ -652,12 +657,17 @@ pub fn markdown(r: &BenchReport) -> String {
     for c in &r.ceilings {
         let _ = writeln!(
             s,
-            "- #{}: NDR {:.3} Mpps, PDR {:.3} Mpps, MRR {:.3} Mpps ({} trials)",
+            "- #{}: NDR {:.3} Mpps, PDR {:.3} Mpps, MRR {:.3} Mpps ({} trials){}",
             c.index,
             c.ndr_mpps,
             c.pdr_mpps,
             c.search.mrr_pps / 1e6,
-            c.search.trials.len()
+            c.search.trials.len(),
+            if c.search.pdr.pps > 0.0 && c.search.pdr.pps >= c.search.max_pps * 0.999 {
+                " — met at the generator's maximum load: the generator, not testpmd, is the limit"
+            } else {
+                ""
+            }
         );
     }
     s
@@ -1077,11 +1087,13 @@ impl Runner<'_> {
             &format!("{}-dut{}", self.tag, self.seq),
             &format!("0@{c},1@{c}", c = o.dut_cpu),
         );
+        let mut config_text = None;
         let (dut_prog, dut_args) = match dut {
             Dut::Forwarder(spec) => {
                 let cfg = dir.join("forwarder.toml");
                 let text = forwarder_config(&spec, &dut_eal, &sock, &dir.join("ctl.sock"));
-                std::fs::write(&cfg, text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+                std::fs::write(&cfg, &text).map_err(|e| format!("{}: {e}", cfg.display()))?;
+                config_text = Some(text);
                 (
                     o.forwarder.clone(),
                     vec![
@@ -1112,10 +1124,13 @@ impl Runner<'_> {
                 (o.testpmd.clone(), a)
             }
         };
-        let commands = vec![
+        // The commands, and the forwarder's configuration file (its trial copy is gone
+        // after the run).
+        let mut commands = vec![
             command_line(&o.traffic_gen, &tg_args),
             command_line(&dut_prog, &dut_args),
         ];
+        commands.extend(config_text);
         let tg_log = dir.join("traffic-gen.log");
         let dut_log = dir.join("dut.log");
         let mut tg = spawn_logged(&o.traffic_gen, &tg_args, &tg_log)?;
@@ -1782,7 +1797,7 @@ mod tests {
         SearchResult {
             ndr: g(ndr, 0.0),
             pdr: g(pdr, PDR_LOSS),
-            max_pps: 0.0,
+            max_pps: 100e6,
             mrr_pps: 0.0,
             trials: vec![],
             trial_seconds: 0.0,
@@ -1835,6 +1850,9 @@ mod tests {
         };
         let md = markdown(&report);
         assert!(md.contains("| fullnat-udp64-established | 3.000 |"), "{md}");
+        let mut at_max = report.clone();
+        at_max.points[0].search.max_pps = 3e6;
+        assert!(markdown(&at_max).contains("3.000 (≥, at max load)"));
     }
 
     #[test]
