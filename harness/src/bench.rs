@@ -951,14 +951,16 @@ struct Runner<'a> {
     tag: String,
 }
 
-fn spawn_logged(program: &Path, args: &[String], log: &Path) -> Result<Child, String> {
+/// Starts a process with its output in `log`; stdin is a pipe only for testpmd (whose
+/// end of input makes it exit), /dev/null otherwise.
+fn spawn_logged(program: &Path, args: &[String], log: &Path, pipe: bool) -> Result<Child, String> {
     let out = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     let err = out
         .try_clone()
         .map_err(|e| format!("{}: {e}", log.display()))?;
     Command::new(program)
         .args(args)
-        .stdin(Stdio::piped())
+        .stdin(if pipe { Stdio::piped() } else { Stdio::null() })
         .stdout(out)
         .stderr(err)
         .spawn()
@@ -991,7 +993,14 @@ fn stop(child: &mut Child, dut: Dut) {
     }
     if wait_timeout(child, Duration::from_secs(10)).is_none() {
         let _ = child.kill();
-        let _ = child.wait();
+        // Bounded: a process stuck in the kernel is left behind (and said so) rather
+        // than stalling the run.
+        if wait_timeout(child, Duration::from_secs(10)).is_none() {
+            eprintln!(
+                "bench: warning: device process {} did not exit after SIGKILL; left behind",
+                child.id()
+            );
+        }
     }
 }
 
@@ -1101,6 +1110,9 @@ impl Runner<'_> {
                         cfg.display().to_string(),
                         "--stats-json".into(),
                         dir.join("forwarder-stats.json").display().to_string(),
+                        // A backstop: it stops by itself should SIGTERM go unheard.
+                        "--duration".into(),
+                        format!("{}ms", ((trial_s + 40.0) * 1000.0) as u64),
                     ],
                 )
             }
@@ -1133,7 +1145,7 @@ impl Runner<'_> {
         commands.extend(config_text);
         let tg_log = dir.join("traffic-gen.log");
         let dut_log = dir.join("dut.log");
-        let mut tg = spawn_logged(&o.traffic_gen, &tg_args, &tg_log)?;
+        let mut tg = spawn_logged(&o.traffic_gen, &tg_args, &tg_log, false)?;
         // The memif server creates its socket during EAL start; then the client may go.
         let t0 = Instant::now();
         while !sock.exists() && t0.elapsed() < Duration::from_secs(20) {
@@ -1147,7 +1159,7 @@ impl Runner<'_> {
         }
         // The file exists from bind(); give the server time to listen before connecting.
         std::thread::sleep(Duration::from_millis(200));
-        let mut dev = match spawn_logged(&dut_prog, &dut_args, &dut_log) {
+        let mut dev = match spawn_logged(&dut_prog, &dut_args, &dut_log, dut == Dut::Testpmd) {
             Ok(c) => c,
             Err(e) => {
                 let _ = tg.kill();
