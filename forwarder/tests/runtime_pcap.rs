@@ -215,7 +215,10 @@ fn fullnat_syns_through_the_real_binary() {
     assert_eq!(w["conns_created"], 20);
     assert_eq!(json["arp_replies"], 1);
     assert_eq!(json["announcements"], 2);
-    assert_eq!(json["ports"][0]["rx_packets"], 23, "port counters in the final JSON");
+    assert_eq!(
+        json["ports"][0]["rx_packets"], 23,
+        "port counters in the final JSON"
+    );
     let svc = &json["services"][0];
     assert_eq!(svc["vip"], "10.0.0.1:80");
     assert_eq!(svc["packets"], 20, "per-service packets");
