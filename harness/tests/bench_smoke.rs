@@ -199,7 +199,7 @@ fn closed_loop_over_memif_without_hugepages() {
         "--trial",
         "500ms",
         "--budget",
-        "1s",
+        "500ms",
         "--max-pps",
         "10k",
         "--min-pps",
