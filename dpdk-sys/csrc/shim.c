@@ -5,6 +5,7 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 #include <rte_ring.h>
+#include <rte_thash.h>
 
 #include "shim.h"
 
@@ -108,4 +109,9 @@ uint64_t l4lab_rdtsc(void)
 uint64_t l4lab_tsc_hz(void)
 {
 	return rte_get_tsc_hz();
+}
+
+uint32_t l4lab_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key)
+{
+	return rte_softrss(input_tuple, input_len, rss_key);
 }

@@ -37,6 +37,9 @@ int l4lab_errno(void);
 uint64_t l4lab_rdtsc(void);
 uint64_t l4lab_tsc_hz(void);
 
+/* Toeplitz hash as DPDK computes it in software (rte_softrss); input in host-order words. */
+uint32_t l4lab_softrss(uint32_t *input_tuple, uint32_t input_len, const uint8_t *rss_key);
+
 /* Benchmark reference loop (bench.c): returns the packets received. */
 uint64_t l4lab_bench_loopback(uint16_t port, uint16_t queue, struct rte_mempool *mp,
                               uint64_t packets, uint16_t frame_len);

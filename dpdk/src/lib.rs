@@ -22,6 +22,7 @@ pub mod port;
 pub mod ring;
 pub mod ringport;
 pub mod telemetry;
+pub mod thash;
 pub mod tsc;
 
 pub use eal::{Eal, EalBuilder};
