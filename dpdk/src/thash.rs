@@ -4,7 +4,7 @@
 /// The Toeplitz hash of `input` (bytes in network order, a multiple of 4 long) under `key`
 /// (at least `input.len() + 4` bytes), computed by DPDK. `None` when the lengths don't fit.
 pub fn softrss(input: &[u8], key: &[u8]) -> Option<u32> {
-    if input.len() % 4 != 0 || key.len() < input.len() + 4 {
+    if input.len() & 3 != 0 || key.len() < input.len() + 4 {
         return None;
     }
     // rte_softrss takes the tuple as host-order 32-bit words.
