@@ -62,6 +62,14 @@ pub fn traffic_gen(args: &[&str], eal: &[String]) -> Output {
 }
 
 /// Runs and insists on success; returns the JSON summary.
+/// Serialises the tests of one file that start busy-polling DPDK processes: on a small
+/// machine they would otherwise share one CPU and starve each other's pacing.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub fn run_ok(args: &[&str], eal: &[String], json: &Path) -> serde_json::Value {
     let mut all: Vec<&str> = args.to_vec();
     let json_s = json.to_str().expect("utf-8 temp path");
