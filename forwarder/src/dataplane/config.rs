@@ -8,8 +8,9 @@ use thiserror::Error;
 
 use crate::dataplane::conn::{ConnError, Timeouts};
 use crate::dataplane::laddr::{LaddrError, PortPolicy};
+use crate::dataplane::rss::RssModel;
 use crate::dataplane::sched::{SchedError, SchedKind};
-use crate::dataplane::types::{Nanos, Proto, WorkerId};
+use crate::dataplane::types::{Nanos, Proto, Tuple, WorkerId};
 
 /// Forwarding mode of a service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -108,7 +109,9 @@ pub struct Policies {
     /// Answer ICMP echo requests to a VIP (else drop them as `IcmpUnsupported`).
     pub answer_echo: bool,
     /// Under the partition policy, hand a reply without connection to the worker that
-    /// owns its local port (`lport & mask`) instead of dropping it.
+    /// owns its local port (`lport & mask`) instead of dropping it; with
+    /// [`DataplaneConfig::owner_rss`], likewise NAT replies and ICMP errors about
+    /// another worker's connection.
     pub redirect_no_conn: bool,
     /// Verify TCP/UDP checksums on receive.
     pub verify_checksums: bool,
@@ -142,6 +145,32 @@ pub struct TunnelConfig {
     pub host_bits: u8,
 }
 
+/// How a worker finds the owner of a packet that has no connection on it (a NAT reply,
+/// an ICMP error) when RSS delivered it elsewhere: the owner is the worker that polls
+/// the queue the NIC gives the connection's client → VIP packets.
+#[derive(Debug, Clone)]
+pub struct OwnerRss {
+    /// RSS model (key, hash types, RETA) of the port clients arrive on.
+    pub model: RssModel,
+    /// Worker polling each RX queue of that port (index = queue; a queue nobody polls,
+    /// or beyond the end, names no owner).
+    pub queue_worker: Vec<WorkerId>,
+    /// Under the RSS-aware port policy: worker polling each RX queue of the port replies
+    /// to local addresses arrive on (hashed by the policy's model). Empty = unknown (no
+    /// redirect by local address under that policy).
+    pub reply_queue_worker: Vec<WorkerId>,
+}
+
+impl OwnerRss {
+    /// The worker owning the queue `model` gives `t` (client → VIP), if any.
+    #[inline]
+    pub fn owner(&self, t: &Tuple) -> Option<WorkerId> {
+        self.queue_worker
+            .get(usize::from(self.model.queue(t)))
+            .copied()
+    }
+}
+
 /// Everything one worker needs.
 #[derive(Debug, Clone)]
 pub struct DataplaneConfig {
@@ -172,6 +201,9 @@ pub struct DataplaneConfig {
     /// Entries of the persistence table (rounded up to a power of two; allocated only
     /// once a service has `persistence`).
     pub persist_capacity: u32,
+    /// How to find the owner of a NAT reply or ICMP error that RSS delivered to another
+    /// worker ([`OwnerRss`]); `None`: such packets are dropped.
+    pub owner_rss: Option<OwnerRss>,
 }
 
 impl DataplaneConfig {
@@ -193,6 +225,7 @@ impl DataplaneConfig {
             tunnel: TunnelConfig::default(),
             max_services: 64,
             persist_capacity: crate::dataplane::persist::DEFAULT_CAPACITY,
+            owner_rss: None,
         }
     }
 }

@@ -16,8 +16,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use l4lab_wire::{checksum, ChecksumCaps, IpProtocol};
 
 use crate::dataplane::config::{
-    ConfigChange, ConfigError, DataplaneConfig, FragmentPolicy, Mode, Policies, PortConfig,
-    RealServerConfig, ServiceConfig, ServiceKey, TtlPolicy, TunnelConfig,
+    ConfigChange, ConfigError, DataplaneConfig, FragmentPolicy, Mode, OwnerRss, Policies,
+    PortConfig, RealServerConfig, ServiceConfig, ServiceKey, TtlPolicy, TunnelConfig,
 };
 use crate::dataplane::conn::{
     tcp_flags, Conn, ConnError, ConnFlags, ConnId, ConnTable, ConnTableConfig, Direction, TcpState,
@@ -30,6 +30,7 @@ use crate::dataplane::parse::{
 };
 use crate::dataplane::persist::PersistTable;
 use crate::dataplane::rewrite::{self, Delta, Nat};
+use crate::dataplane::rss::RssModel;
 use crate::dataplane::sched::hash::{hash_tuple, SEED_FLOW};
 use crate::dataplane::sched::{Backend, Scheduler};
 use crate::dataplane::toa::{self, Inserted};
@@ -90,6 +91,10 @@ pub struct Worker {
     policies: Policies,
     tunnel: TunnelConfig,
     counters: Counters,
+    /// Finds the owner of a NAT reply or ICMP error without connection here.
+    owner_rss: Option<OwnerRss>,
+    /// The RSS-aware policy's reply-port model, when `owner_rss` maps that port's queues.
+    reply_model: Option<RssModel>,
 }
 
 /// What the caller of a forwarding step learns.
@@ -112,6 +117,12 @@ impl Worker {
             PortPolicy::Partition { workers } => Some(partition_mask(*workers)),
             PortPolicy::RssAware { .. } => None,
         };
+        let reply_model = match (&cfg.port_policy, &cfg.owner_rss) {
+            (PortPolicy::RssAware { model, .. }, Some(o)) if !o.reply_queue_worker.is_empty() => {
+                Some(model.clone())
+            }
+            _ => None,
+        };
         let pool = LaddrPool::new(cfg.worker, &cfg.laddrs, cfg.port_policy.clone())?;
         let mut tcfg = ConnTableConfig::new(cfg.conn_capacity);
         tcfg.timeouts = cfg.timeouts;
@@ -132,6 +143,8 @@ impl Worker {
             policies: cfg.policies,
             tunnel: cfg.tunnel,
             counters: Counters::new(cfg.max_services),
+            owner_rss: cfg.owner_rss,
+            reply_model,
         };
         for s in cfg.services {
             w.add_service(s)?;
@@ -651,7 +664,88 @@ impl Worker {
         if self.host_addrs.contains(&t.dst) {
             return Ok(Verdict::Control);
         }
+        if let Some(owner) = self.other_owner(self.nat_reply_owner(t)) {
+            return Ok(Verdict::Redirect(owner));
+        }
         Err(DropReason::NotForUs)
+    }
+
+    /// `owner` if it is another (existing) worker and redirects are on.
+    #[inline]
+    fn other_owner(&self, owner: Option<WorkerId>) -> Option<WorkerId> {
+        owner.filter(|&o| self.policies.redirect_no_conn && o != self.id && o < self.workers)
+    }
+
+    /// The owner of a connection, by the tuple a packet of it would be looked up with
+    /// (`t`: client → VIP, real server → local address, or NAT real server → client),
+    /// when that packet found no connection here. `None` when it cannot be told.
+    fn owner_of(&self, t: &Tuple) -> Option<WorkerId> {
+        let key = ServiceKey {
+            vip: t.dst,
+            vport: t.dport,
+            proto: t.proto,
+        };
+        if self.keys.iter().any(|(k, _)| *k == key) {
+            return self.owner_rss.as_ref().and_then(|o| o.owner(t));
+        }
+        if self.laddrs.contains(&t.dst) {
+            if let Some(mask) = self.partition_mask {
+                return Some(t.dport & mask);
+            }
+            let (model, o) = (self.reply_model.as_ref()?, self.owner_rss.as_ref()?);
+            return o
+                .reply_queue_worker
+                .get(usize::from(model.queue(t)))
+                .copied();
+        }
+        self.nat_reply_owner(t)
+    }
+
+    /// The owner of a NAT connection whose reply `t` (real server → client) found no
+    /// connection here: the worker whose queue the client → VIP tuple hashes to, for the
+    /// NAT services that have this real server. With several such services (and owners),
+    /// the owners are tried in ascending order: the lowest one from a worker that is not
+    /// among them, else the next higher one (none after the highest). A redirected packet
+    /// only moves to higher workers, so it never loops.
+    fn nat_reply_owner(&self, t: &Tuple) -> Option<WorkerId> {
+        let o = self.owner_rss.as_ref()?;
+        let (mut lowest, mut next, mut member) = (None::<WorkerId>, None::<WorkerId>, false);
+        for &(key, slot) in &self.keys {
+            if key.proto != t.proto || key.vip.is_ipv4() != t.src.is_ipv4() {
+                continue;
+            }
+            let Some(svc) = self.services.get(slot as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            if svc.cfg.mode != Mode::Nat
+                || !svc
+                    .rs
+                    .iter()
+                    .any(|r| r.addr.ip() == t.src && r.addr.port() == t.sport)
+            {
+                continue;
+            }
+            let client = Tuple {
+                proto: t.proto,
+                src: t.dst,
+                sport: t.dport,
+                dst: key.vip,
+                dport: key.vport,
+            };
+            let Some(owner) = o.owner(&client) else {
+                continue;
+            };
+            member |= owner == self.id;
+            lowest = Some(lowest.map_or(owner, |l| l.min(owner)));
+            if owner > self.id {
+                next = Some(next.map_or(owner, |n| n.min(owner)));
+            }
+        }
+        if member {
+            next
+        } else {
+            lowest
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1029,10 +1123,13 @@ impl Worker {
             dst: il3.dst,
             dport,
         };
-        let (id, dir) = self
-            .conns
-            .lookup(&inner.reversed())
-            .ok_or(DropReason::NoConnection)?;
+        let Some((id, dir)) = self.conns.lookup(&inner.reversed()) else {
+            // About a connection of another worker (RSS hashed the error elsewhere)?
+            return match self.other_owner(self.owner_of(&inner.reversed())) {
+                Some(owner) => Ok(Verdict::Redirect(owner)),
+                None => Err(DropReason::NoConnection),
+            };
+        };
         let conn = *self.conns.get(id).ok_or(DropReason::NoConnection)?;
         let slot = conn.svc_index as usize;
         let svc = self

@@ -22,7 +22,7 @@ use std::time::Duration;
 use dpdk::ring::{ring, Consumer, Producer, RingMode};
 use dpdk::{Eal, Mbuf, Mempool};
 
-use crate::dataplane::config::{DataplaneConfig, PortConfig};
+use crate::dataplane::config::{DataplaneConfig, OwnerRss, PortConfig};
 use crate::dataplane::laddr::{PortPolicy, DEFAULT_MAX_SCAN};
 use crate::dataplane::rss::{Reta, RssModel};
 use crate::dataplane::Worker as Dataplane;
@@ -277,6 +277,37 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     let reply_model = plan.ports.get(reply).map(|p| {
         Reta::new(p.rss.reta.clone()).map(|reta| RssModel::new(p.rss.key, p.rss.types, reta))
     });
+    // How a worker finds the owner of a NAT reply or ICMP error RSS gave it: the queue of
+    // the clients' port (index 0) the client → VIP tuple hashes to, and who polls it.
+    let owner_rss = match plan.ports.first() {
+        Some(p) => match Reta::new(p.rss.reta.clone()) {
+            Ok(reta) => {
+                let mut queue_worker = vec![u16::MAX; usize::from(p.rx_queues)];
+                for (w, wp) in plan.workers.iter().enumerate() {
+                    for &(port, q) in &wp.queues {
+                        if port == 0 {
+                            if let Some(slot) = queue_worker.get_mut(usize::from(q)) {
+                                *slot = w as u16;
+                            }
+                        }
+                    }
+                }
+                Some(OwnerRss {
+                    model: RssModel::new(p.rss.key, p.rss.types, reta),
+                    queue_worker,
+                    reply_queue_worker: queue_owner.clone(),
+                })
+            }
+            Err(e) => {
+                eprintln!(
+                    "forwarder: RETA of port {}: {e}; replies RSS gives the wrong worker are dropped",
+                    p.name
+                );
+                None
+            }
+        },
+        None => None,
+    };
 
     // Rings: worker → worker redirects, workers → master control packets.
     let mut redirect_out: Vec<Vec<Option<Producer<Mbuf>>>> = (0..workers)
@@ -344,6 +375,7 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     for (w, wp) in plan.workers.iter().enumerate() {
         let mut cfg = template.clone();
         cfg.worker = w as u16;
+        cfg.owner_rss = owner_rss.clone();
         cfg.port_policy = match (&steering, &reply_model) {
             (Steering::Rss { .. }, Some(Ok(model))) => PortPolicy::RssAware {
                 model: model.clone(),

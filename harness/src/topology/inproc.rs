@@ -18,7 +18,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use forwarder::dataplane::config::{
-    DataplaneConfig, Mode as FMode, PortConfig, RealServerConfig, ServiceConfig, ServiceKey,
+    DataplaneConfig, Mode as FMode, OwnerRss, PortConfig, RealServerConfig, ServiceConfig,
+    ServiceKey,
 };
 use forwarder::dataplane::laddr::{PortPolicy, DEFAULT_MAX_SCAN};
 use forwarder::dataplane::rss as frss;
@@ -122,10 +123,16 @@ pub fn dataplane_config(
     cfg.policies.verify_checksums = true;
     cfg.policies.redirect_no_conn = true;
     let qw = scenario.queue_worker();
+    let model = forwarder_rss(&scenario.rss_model().map_err(|e| e.to_string())?)?;
+    // One port: clients and real servers arrive on the same queues.
+    cfg.owner_rss = Some(OwnerRss {
+        model: model.clone(),
+        queue_worker: qw.clone(),
+        reply_queue_worker: qw.clone(),
+    });
     cfg.port_policy = if rss_aware {
-        let model = scenario.rss_model().map_err(|e| e.to_string())?;
         PortPolicy::RssAware {
-            model: forwarder_rss(&model)?,
+            model,
             owned_queues: (0..qw.len() as u16)
                 .filter(|&q| qw[usize::from(q)] == worker)
                 .collect(),

@@ -294,58 +294,7 @@ impl Known {
 
 /// The known differences between the forwarder and the oracle, each one precise (scenario,
 /// topology, check, field, what was seen). Empty means none are accepted.
-pub const KNOWN: &[Known] = &[
-    Known {
-        scenario: "ipv6",
-        topology: Kind::Pcap,
-        check: "counters",
-        field: "drops+control",
-        packet_contains: "all workers",
-        got_contains: "3",
-        got_exact: true,
-        why: "follows from the ICMP redirect bug below: capture #76 is dropped (no_connection) \
-              by the worker RSS gives it, so the binary counts one drop more than the oracle",
-    },
-    Known {
-        scenario: "nat-tcp",
-        topology: Kind::Inproc,
-        check: "verdict",
-        field: "verdict",
-        packet_contains: "server reply",
-        got_contains: "(forwarder: drop not_for_us)",
-        got_exact: false,
-        why: "forwarder bug: NAT with several workers drops a real server's reply that RSS \
-              delivers to a worker other than the connection's owner (not_for_us): NAT has no \
-              local port to find the owner by, and the forwarder has no global connection \
-              table; DPVS redirects it (conn redirect, ip_vs_redirect.c)",
-    },
-    Known {
-        scenario: "ipv6",
-        topology: Kind::Inproc,
-        check: "verdict",
-        field: "verdict",
-        packet_contains: "(capture #76)",
-        got_contains: "(forwarder: drop no_connection)",
-        got_exact: false,
-        why: "forwarder bug: an ICMP error about a live connection that RSS (addresses only) \
-              delivers to a worker other than the connection's owner is dropped as \
-              no_connection instead of being redirected to the owner (here ICMPv6 packet too \
-              big about [2001:db8:c0::c9]:41000 → [2001:db8::100]:80: queue 3 vs queue 2)",
-    },
-    Known {
-        scenario: "ipv6",
-        topology: Kind::Pcap,
-        check: "verdict",
-        field: "verdict",
-        packet_contains: "(capture #76)",
-        got_contains: "no output (dropped)",
-        got_exact: false,
-        why: "forwarder bug: an ICMP error about a live connection that RSS (addresses only) \
-              delivers to a worker other than the connection's owner is dropped as \
-              no_connection instead of being redirected to the owner (here ICMPv6 packet too \
-              big about [2001:db8:c0::c9]:41000 → [2001:db8::100]:80: queue 3 vs queue 2)",
-    },
-];
+pub const KNOWN: &[Known] = &[];
 
 /// Reads `NAME.expect` next to a scenario file: `(index, "forward" | "drop REASON")`.
 pub fn read_expect_file(path: &Path) -> Result<Vec<(usize, String)>, String> {
