@@ -103,6 +103,17 @@ struct WorkerReport {
 }
 
 impl WorkerReport {
+    /// Ends a transmit loop: packets built but never accepted by the port are not counted
+    /// as sent (and are freed), and the sending time runs from `start` to the last accepted
+    /// burst.
+    fn finish_tx(&mut self, unsent: &mut Burst, start: u64, last_tx: u64, hz: u64) {
+        for m in unsent.as_slice() {
+            self.tx_bytes -= m.data_len() as u64;
+        }
+        unsent.clear();
+        self.tx_secs = last_tx.saturating_sub(start) as f64 / hz as f64;
+    }
+
     fn new(hz: u64) -> WorkerReport {
         WorkerReport {
             tx: 0,
@@ -953,12 +964,7 @@ impl GenJob {
                 last_tx = tsc::cycles();
             }
         }
-        // Packets built but never accepted by the port are not counted as sent.
-        for m in tx_burst.as_slice() {
-            rep.tx_bytes -= m.data_len() as u64;
-        }
-        tx_burst.clear();
-        rep.tx_secs = last_tx.saturating_sub(start) as f64 / hz as f64;
+        rep.finish_tx(&mut tx_burst, start, last_tx, hz);
         drain_rx(
             &mut self.rxq,
             &mut self.txq,
@@ -1095,11 +1101,7 @@ impl ReplayJob {
                 }
             }
         }
-        for m in burst.as_slice() {
-            rep.tx_bytes -= m.data_len() as u64;
-        }
-        burst.clear();
-        rep.tx_secs = last_tx.saturating_sub(start) as f64 / hz as f64;
+        rep.finish_tx(&mut burst, start, last_tx, hz);
         drain_rx(
             &mut self.rxq,
             &mut self.txq,
