@@ -182,6 +182,16 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
         .args(args)
         .init()
         .map_err(RuntimeError::Eal)?;
+    let result = run_on(&eal, plan);
+    drop(eal);
+    result
+}
+
+/// Runs the forwarder in a process whose EAL is already up (its arguments must include
+/// what [`eal_args`] adds: devices and worker lcores), from the main lcore. Ports the
+/// caller made itself are named by [`Device::Attached`]. This is how a test drives the
+/// real runtime through `net_ring` ports it holds the other ends of.
+pub fn run_on(eal: &Eal, plan: RuntimePlan) -> Result<(), RuntimeError> {
     let workers = plan.workers.len();
     if workers == 0 {
         return Err(RuntimeError::Plan("at least one worker is needed".into()));
@@ -493,7 +503,6 @@ pub fn run(plan: RuntimePlan) -> Result<(), RuntimeError> {
     drop(flow_rules);
     drop(master);
     drop(open);
-    drop(eal);
     match first_err {
         Some(e) => Err(e),
         None => Ok(()),

@@ -21,6 +21,9 @@ pub enum Device {
     Vdev(String),
     /// A PCI device, e.g. `0000:3b:00.0` (allow-listed with `-a`).
     Pci(String),
+    /// A port that already exists in this process under this name (made by the embedding
+    /// program after EAL init, e.g. a `dpdk::ringport` pair): no EAL argument.
+    Attached(String),
 }
 
 impl Device {
@@ -29,15 +32,16 @@ impl Device {
     pub fn dpdk_name(&self) -> &str {
         match self {
             Device::Vdev(spec) => spec.split(',').next().unwrap_or(spec),
-            Device::Pci(addr) => addr,
+            Device::Pci(addr) | Device::Attached(addr) => addr,
         }
     }
 
     /// The EAL arguments that make the device appear.
-    pub fn eal_args(&self) -> [String; 2] {
+    pub fn eal_args(&self) -> Vec<String> {
         match self {
-            Device::Vdev(spec) => ["--vdev".into(), spec.clone()],
-            Device::Pci(addr) => ["-a".into(), addr.clone()],
+            Device::Vdev(spec) => vec!["--vdev".into(), spec.clone()],
+            Device::Pci(addr) => vec!["-a".into(), addr.clone()],
+            Device::Attached(_) => Vec::new(),
         }
     }
 }
