@@ -32,6 +32,7 @@ use crate::dataplane::persist::PersistTable;
 use crate::dataplane::rewrite::{self, Delta, Nat};
 use crate::dataplane::rss::RssModel;
 use crate::dataplane::sched::hash::{hash_tuple, SEED_FLOW};
+use crate::dataplane::sched::maglev::Maglev;
 use crate::dataplane::sched::{Backend, Scheduler};
 use crate::dataplane::toa::{self, Inserted};
 use crate::dataplane::types::{Nanos, Proto, Tuple, WorkerId};
@@ -95,6 +96,10 @@ pub struct Worker {
     owner_rss: Option<OwnerRss>,
     /// The RSS-aware policy's reply-port model, when `owner_rss` maps that port's queues.
     reply_model: Option<RssModel>,
+    /// Maglev snapshots offered for the change being applied (configuration time only).
+    offered: Vec<Maglev>,
+    /// Maglev snapshots of removed services, for the master to free.
+    retired: Vec<Maglev>,
 }
 
 /// What the caller of a forwarding step learns.
@@ -104,6 +109,13 @@ impl Worker {
     /// Builds a worker from its configuration; every field is checked here so that
     /// `process` never meets an inconsistent table.
     pub fn new(cfg: DataplaneConfig) -> Result<Worker, ConfigError> {
+        Self::new_sharing(cfg, &[])
+    }
+
+    /// [`Worker::new`], adopting `offered` Maglev snapshots (another worker's
+    /// [`Worker::maglev_tables`]) wherever this worker's would be built from the same
+    /// inputs, so that all workers share one immutable table per service.
+    pub fn new_sharing(cfg: DataplaneConfig, offered: &[Maglev]) -> Result<Worker, ConfigError> {
         if cfg.workers == 0 || cfg.worker >= cfg.workers {
             return Err(ConfigError::BadWorker {
                 worker: cfg.worker,
@@ -145,11 +157,54 @@ impl Worker {
             counters: Counters::new(cfg.max_services),
             owner_rss: cfg.owner_rss,
             reply_model,
+            offered: offered.to_vec(),
+            retired: Vec::new(),
         };
         for s in cfg.services {
             w.add_service(s)?;
         }
+        w.offered.clear();
         Ok(w)
+    }
+
+    /// The Maglev snapshots in use, one per Maglev service (clones share them).
+    pub fn maglev_tables(&self) -> Vec<Maglev> {
+        self.services
+            .iter()
+            .flatten()
+            .filter_map(|s| s.sched.maglev().cloned())
+            .collect()
+    }
+
+    /// The Maglev snapshots this worker stopped using (replaced or of removed services):
+    /// the runtime hands them to the master, which frees them once every worker has
+    /// moved past them.
+    pub fn take_retired(&mut self) -> Vec<Maglev> {
+        let mut out = std::mem::take(&mut self.retired);
+        for s in self.services.iter_mut().flatten() {
+            s.sched.take_retired(&mut out);
+        }
+        out
+    }
+
+    /// [`Worker::apply`], adopting `offered` Maglev snapshots (those worker 0 built for
+    /// the same change) instead of building copies.
+    pub fn apply_shared(
+        &mut self,
+        change: ConfigChange,
+        offered: &[Maglev],
+    ) -> Result<(), ConfigError> {
+        self.offered.clear();
+        self.offered.extend_from_slice(offered);
+        for s in self.services.iter_mut().flatten() {
+            s.sched.set_offers(offered);
+        }
+        let result = self.apply(change);
+        self.offered.clear();
+        for s in self.services.iter_mut().flatten() {
+            s.sched.set_offers(&[]);
+        }
+        result
     }
 
     /// This worker's index.
@@ -240,7 +295,10 @@ impl Worker {
                 let slot = self.slot_of(&key)?;
                 self.remove_conns(|c| c.svc_index == slot);
                 self.persist.forget_service(slot);
-                self.services[slot as usize] = None;
+                if let Some(mut gone) = self.services[slot as usize].take() {
+                    gone.sched.take_retired(&mut self.retired);
+                    self.retired.extend(gone.sched.maglev().cloned());
+                }
                 self.keys.retain(|(_, s)| *s != slot);
                 Ok(())
             }
@@ -334,7 +392,8 @@ impl Worker {
                 weight: r.weight,
             })
             .collect();
-        let sched = Scheduler::new(s.sched, &backends).map_err(|e| sched_err(&key, e))?;
+        let sched = Scheduler::new_sharing(s.sched, &backends, &self.offered)
+            .map_err(|e| sched_err(&key, e))?;
         let rs = s.real_servers.clone();
         if s.persistence.is_some() {
             self.persist.reserve();

@@ -25,6 +25,7 @@ use crate::control::server::ControlServer;
 use crate::dataplane::config::{ConfigChange, Mode, RealServerConfig, ServiceConfig, ServiceKey};
 use crate::dataplane::conn::TcpState;
 use crate::dataplane::counters::Counters;
+use crate::dataplane::sched::maglev::Maglev;
 use crate::dataplane::sched::SchedKind;
 use crate::dataplane::types::Proto;
 use crate::dataplane::verdict::DropReason;
@@ -298,23 +299,41 @@ impl Master {
     /// others. A refused change therefore changes nothing anywhere (every worker holds
     /// the same configuration and applies changes all-or-nothing).
     pub fn change(&mut self, change: ConfigChange) -> Result<(), String> {
+        // Maglev snapshots the workers gave up: freed here, after the last worker has
+        // applied the change (so none still reads them).
+        let mut retired: Vec<Maglev> = Vec::new();
         let first = self.send(0, |seq| Command::Change {
             seq,
             change: change.clone(),
+            offered: Vec::new(),
         })?;
-        match first {
+        // Worker 0's tables after the change: the others adopt these snapshots.
+        let offered = match first {
             Reply::Applied { result: Err(e), .. } => return Err(e),
-            Reply::Applied { result: Ok(()), .. } => {}
+            Reply::Applied {
+                result: Ok(()),
+                tables,
+                retired: r,
+                ..
+            } => {
+                retired.extend(r);
+                tables
+            }
             Reply::Conns { .. } | Reply::Slots { .. } => {
                 return Err("worker 0 answered out of turn".into())
             }
-        }
+        };
         for w in 1..self.links.len() {
             match self.send(w, |seq| Command::Change {
                 seq,
                 change: change.clone(),
+                offered: offered.clone(),
             })? {
-                Reply::Applied { result: Ok(()), .. } => {}
+                Reply::Applied {
+                    result: Ok(()),
+                    retired: r,
+                    ..
+                } => retired.extend(r),
                 Reply::Applied { result: Err(e), .. } => {
                     return Err(format!(
                         "worker {w} refused a change worker 0 accepted: {e}"
@@ -325,6 +344,8 @@ impl Master {
                 }
             }
         }
+        drop(offered);
+        drop(retired);
         self.refresh_slots();
         Ok(())
     }

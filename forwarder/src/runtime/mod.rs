@@ -380,6 +380,9 @@ pub fn run_on(eal: &Eal, plan: RuntimePlan) -> Result<(), RuntimeError> {
     };
     let mut links = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
+    // Worker 0's Maglev tables: the other workers adopt these snapshots (one table per
+    // service in memory, not one per worker). Dropped once every worker holds its share.
+    let mut shared_tables = Vec::new();
     let mut redirect_out = redirect_out.into_iter();
     let mut redirect_in = redirect_in.into_iter();
     for (w, wp) in plan.workers.iter().enumerate() {
@@ -408,10 +411,15 @@ pub fn run_on(eal: &Eal, plan: RuntimePlan) -> Result<(), RuntimeError> {
             },
         };
         let services = cfg.max_services;
-        let dp = Dataplane::new(cfg).map_err(|source| RuntimeError::Dataplane {
-            worker: w as u16,
-            source,
+        let dp = Dataplane::new_sharing(cfg, &shared_tables).map_err(|source| {
+            RuntimeError::Dataplane {
+                worker: w as u16,
+                source,
+            }
         })?;
+        if w == 0 {
+            shared_tables = dp.maglev_tables();
+        }
         let mut rx = Vec::new();
         for &(port, q) in &wp.queues {
             let queue = open
@@ -467,6 +475,7 @@ pub fn run_on(eal: &Eal, plan: RuntimePlan) -> Result<(), RuntimeError> {
         handles.push(handle);
     }
     drop(control_tx);
+    drop(shared_tables);
 
     let quit = Arc::new(AtomicBool::new(false));
     let hup = Arc::new(AtomicBool::new(false));

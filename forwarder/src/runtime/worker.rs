@@ -12,6 +12,7 @@ use dpdk::{Burst, Mbuf, RxQueue, TxQueue};
 
 use crate::dataplane::config::{ConfigChange, ServiceKey};
 use crate::dataplane::frame::{Frame, RxMeta};
+use crate::dataplane::sched::maglev::Maglev;
 use crate::dataplane::types::{Nanos, WorkerId};
 use crate::dataplane::verdict::Verdict;
 use crate::dataplane::worker::ConnInfo;
@@ -40,6 +41,9 @@ pub enum Command {
         seq: u64,
         /// The change.
         change: ConfigChange,
+        /// Maglev snapshots worker 0 built for this change, to adopt instead of building
+        /// copies (empty for worker 0 itself).
+        offered: Vec<Maglev>,
     },
     /// List up to `max` live connections; reply with [`Reply::Conns`].
     ListConns {
@@ -64,6 +68,12 @@ pub enum Reply {
         seq: u64,
         /// `Err` carries the dataplane's reason; the worker's state is unchanged then.
         result: Result<(), String>,
+        /// The worker's Maglev snapshots after the change, when it was offered none
+        /// (worker 0): what the master offers the others.
+        tables: Vec<Maglev>,
+        /// Snapshots the worker stopped using: the master frees them once every worker
+        /// has applied the change.
+        retired: Vec<Maglev>,
     },
     /// Live connections.
     Conns {
@@ -344,10 +354,27 @@ impl WorkerCtx {
     fn handle_commands(&mut self) {
         while let Some(cmd) = self.link.inbox.pop() {
             let reply = match cmd {
-                Command::Change { seq, change } => Reply::Applied {
+                Command::Change {
                     seq,
-                    result: self.dp.apply(change).map_err(|e| e.to_string()),
-                },
+                    change,
+                    offered,
+                } => {
+                    let first = offered.is_empty();
+                    let result = self
+                        .dp
+                        .apply_shared(change, &offered)
+                        .map_err(|e| e.to_string());
+                    Reply::Applied {
+                        seq,
+                        result,
+                        tables: if first {
+                            self.dp.maglev_tables()
+                        } else {
+                            Vec::new()
+                        },
+                        retired: self.dp.take_retired(),
+                    }
+                }
                 Command::ListConns { seq, max } => Reply::Conns {
                     seq,
                     conns: self.dp.conns().take(max).collect(),

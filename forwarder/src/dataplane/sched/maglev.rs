@@ -9,6 +9,15 @@
 //!
 //! The table depends only on the set of (name, weight) pairs, not on the order the caller
 //! lists them: backends take turns in the order of their names' bytes.
+//!
+//! A populated table is an immutable snapshot behind an [`Arc`]: the runtime builds it once
+//! (on worker 0) and hands the same snapshot to every other worker, which adopts it when
+//! its own inputs are identical ([`Maglev::new_or_adopt`]) instead of building and holding
+//! a copy. A worker that replaces or drops a snapshot gives it back to the master
+//! ([`Maglev`] values in the change reply), so the memory is freed by the master only
+//! after every worker has moved past it.
+
+use std::sync::Arc;
 
 use thiserror::Error;
 
@@ -47,41 +56,104 @@ pub struct MaglevBackend<'a> {
     pub index: u32,
 }
 
-/// A populated Maglev lookup table.
+/// A populated Maglev lookup table: a shared, immutable snapshot (cloning shares it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Maglev {
+    snapshot: Arc<Snapshot>,
+}
+
+/// A weighted backend as a table remembers it: (name, weight, index).
+type Input = (Box<[u8]>, u32, u32);
+
+#[derive(PartialEq, Eq)]
+struct Snapshot {
+    /// What the table was built from: (name, weight, index) of the weighted backends in
+    /// turn order. Two tables with equal inputs and size are equal.
+    inputs: Box<[Input]>,
     /// Caller's backend index per slot, or all [`EMPTY`] when no backend has weight.
     table: Box<[u32]>,
     has_backends: bool,
 }
 
+/// The weighted backends in turn order (by name, then index for equal names).
+fn live_inputs<'a, 'b>(
+    size: u32,
+    backends: &'b [MaglevBackend<'a>],
+) -> Result<Vec<&'b MaglevBackend<'a>>, MaglevError> {
+    if !is_prime(size) {
+        return Err(MaglevError::NotPrime(size));
+    }
+    let mut live: Vec<&MaglevBackend<'_>> = backends.iter().filter(|b| b.weight > 0).collect();
+    if live.len() > size as usize {
+        return Err(MaglevError::TooSmall {
+            size,
+            backends: live.len(),
+        });
+    }
+    live.sort_by(|a, b| a.name.cmp(b.name).then(a.index.cmp(&b.index)));
+    Ok(live)
+}
+
 impl Maglev {
     /// Build the table of `size` slots (`size` prime) for `backends`.
     pub fn new(size: u32, backends: &[MaglevBackend<'_>]) -> Result<Maglev, MaglevError> {
-        if !is_prime(size) {
-            return Err(MaglevError::NotPrime(size));
+        let live = live_inputs(size, backends)?;
+        Ok(Self::build(size, &live))
+    }
+
+    /// The table for `backends`: a clone of the first `offered` snapshot built from the
+    /// same size and inputs (no work, no memory), else a new one.
+    pub fn new_or_adopt(
+        size: u32,
+        backends: &[MaglevBackend<'_>],
+        offered: &[Maglev],
+    ) -> Result<Maglev, MaglevError> {
+        let live = live_inputs(size, backends)?;
+        let same = |m: &&Maglev| {
+            let s = &m.snapshot;
+            s.table.len() == size as usize
+                && s.inputs.len() == live.len()
+                && s.inputs
+                    .iter()
+                    .zip(&live)
+                    .all(|((n, w, i), b)| **n == *b.name && *w == b.weight && *i == b.index)
+        };
+        match offered.iter().find(same) {
+            Some(m) => Ok(m.clone()),
+            None => Ok(Self::build(size, &live)),
         }
+    }
+
+    /// Whether two tables are the same snapshot in memory (not merely equal).
+    pub fn shares_with(&self, other: &Maglev) -> bool {
+        Arc::ptr_eq(&self.snapshot, &other.snapshot)
+    }
+
+    /// How many holders the snapshot has (workers, the master while it hands it out).
+    pub fn holders(&self) -> usize {
+        Arc::strong_count(&self.snapshot)
+    }
+
+    fn build(size: u32, live: &[&MaglevBackend<'_>]) -> Maglev {
         let m = u64::from(size);
-        let mut live: Vec<&MaglevBackend<'_>> = backends.iter().filter(|b| b.weight > 0).collect();
-        if live.len() > size as usize {
-            return Err(MaglevError::TooSmall {
-                size,
-                backends: live.len(),
-            });
-        }
-        // Turn order by name (then index, for the degenerate case of equal names).
-        live.sort_by(|a, b| a.name.cmp(b.name).then(a.index.cmp(&b.index)));
+        let inputs = live
+            .iter()
+            .map(|b| (Box::<[u8]>::from(b.name), b.weight, b.index))
+            .collect();
         let mut table = vec![EMPTY; size as usize].into_boxed_slice();
         if live.is_empty() {
-            return Ok(Maglev {
-                table,
-                has_backends: false,
-            });
+            return Maglev {
+                snapshot: Arc::new(Snapshot {
+                    inputs,
+                    table,
+                    has_backends: false,
+                }),
+            };
         }
         // Per backend: next preferred slot, skip, slots owned.
         let mut pos: Vec<u64> = Vec::with_capacity(live.len());
         let mut skip: Vec<u64> = Vec::with_capacity(live.len());
-        for b in &live {
+        for b in live {
             pos.push(hash_bytes(SEED_OFFSET, b.name) % m);
             skip.push(hash_bytes(SEED_SKIP, b.name) % (m - 1) + 1);
         }
@@ -112,32 +184,37 @@ impl Maglev {
                 }
             }
         }
-        Ok(Maglev {
-            table,
-            has_backends: true,
-        })
+        Maglev {
+            snapshot: Arc::new(Snapshot {
+                inputs,
+                table,
+                has_backends: true,
+            }),
+        }
     }
 
     /// The table size M.
     pub fn size(&self) -> usize {
-        self.table.len()
+        self.snapshot.table.len()
     }
 
     /// The backend index for a flow hash, `None` when no backend has weight.
     #[inline]
     pub fn lookup(&self, hash: u64) -> Option<usize> {
-        if !self.has_backends {
+        let s = &*self.snapshot;
+        if !s.has_backends {
             return None;
         }
         // `reduce` returns a value below the table length.
-        Some(self.table[reduce(hash, self.table.len())] as usize)
+        Some(s.table[reduce(hash, s.table.len())] as usize)
     }
 
     /// The owner of every slot (empty when no backend has weight).
     pub fn slots(&self) -> impl Iterator<Item = usize> + '_ {
-        self.table
+        let s = &*self.snapshot;
+        s.table
             .iter()
-            .filter(|_| self.has_backends)
+            .filter(|_| s.has_backends)
             .map(|&i| i as usize)
     }
 }
@@ -145,8 +222,9 @@ impl Maglev {
 impl std::fmt::Debug for Maglev {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Maglev")
-            .field("size", &self.table.len())
-            .field("has_backends", &self.has_backends)
+            .field("size", &self.snapshot.table.len())
+            .field("has_backends", &self.snapshot.has_backends)
+            .field("holders", &Arc::strong_count(&self.snapshot))
             .finish_non_exhaustive()
     }
 }
@@ -308,5 +386,29 @@ mod tests {
                 "removing {removed}: {changed}/{survivors} = {frac:.4} survivor slots moved"
             );
         }
+    }
+
+    #[test]
+    fn equal_inputs_adopt_the_offered_snapshot() {
+        let n = names(5);
+        let built = Maglev::new(65537, &backends(&n, &[1, 2, 3, 1, 1])).expect("build");
+        assert_eq!(built.holders(), 1);
+        // Same set in another order: the same table, so the snapshot is adopted.
+        let mut again = backends(&n, &[1, 2, 3, 1, 1]);
+        again.reverse();
+        let adopted =
+            Maglev::new_or_adopt(65537, &again, std::slice::from_ref(&built)).expect("adopt");
+        assert!(adopted.shares_with(&built), "no second copy");
+        assert_eq!(built.holders(), 2);
+        // A different weight, size or index builds its own, equal to a fresh build.
+        for (size, weights) in [(65537, [1, 2, 3, 1, 2]), (251, [1, 2, 3, 1, 1])] {
+            let other = backends(&n, &weights);
+            let own =
+                Maglev::new_or_adopt(size, &other, std::slice::from_ref(&built)).expect("build");
+            assert!(!own.shares_with(&built));
+            assert!(own == Maglev::new(size, &other).expect("fresh"));
+        }
+        drop(adopted);
+        assert_eq!(built.holders(), 1, "a dropped holder releases its share");
     }
 }

@@ -182,17 +182,33 @@ pub struct Scheduler {
     weights: Vec<u32>,
     counts: Vec<ConnCounts>,
     algo: Algo,
+    /// Maglev snapshots the master offers for the next rebuild (configuration time).
+    offered: Vec<Maglev>,
+    /// Maglev snapshots this scheduler stopped using, for the master to free.
+    retired: Vec<Maglev>,
 }
 
 impl Scheduler {
     /// A scheduler of `kind` over `backends` (indices follow the slice order).
     pub fn new(kind: SchedKind, backends: &[Backend]) -> Result<Scheduler, SchedError> {
+        Self::new_sharing(kind, backends, &[])
+    }
+
+    /// [`Scheduler::new`], adopting an `offered` Maglev snapshot built from the same
+    /// inputs instead of building a copy.
+    pub fn new_sharing(
+        kind: SchedKind,
+        backends: &[Backend],
+        offered: &[Maglev],
+    ) -> Result<Scheduler, SchedError> {
         let mut s = Scheduler {
             kind,
             slots: Vec::with_capacity(backends.len()),
             weights: Vec::with_capacity(backends.len()),
             counts: Vec::with_capacity(backends.len()),
             algo: Algo::Wlc,
+            offered: offered.to_vec(),
+            retired: Vec::new(),
         };
         for b in backends {
             if s.find(b.addr).is_some() {
@@ -205,7 +221,28 @@ impl Scheduler {
         }
         s.counts.resize(s.slots.len(), ConnCounts::default());
         s.rebuild()?;
+        s.offered.clear();
         Ok(s)
+    }
+
+    /// Offers Maglev snapshots for the rebuilds of the next changes (replacing earlier
+    /// offers); an empty slice withdraws them.
+    pub fn set_offers(&mut self, offered: &[Maglev]) {
+        self.offered.clear();
+        self.offered.extend_from_slice(offered);
+    }
+
+    /// The Maglev snapshot in use, if this is a Maglev scheduler.
+    pub fn maglev(&self) -> Option<&Maglev> {
+        match &self.algo {
+            Algo::Maglev(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// Moves the snapshots this scheduler stopped using into `out`.
+    pub fn take_retired(&mut self, out: &mut Vec<Maglev>) {
+        out.append(&mut self.retired);
     }
 
     /// The algorithm.
@@ -293,23 +330,24 @@ impl Scheduler {
 
     /// Recompute weights and the algorithm's tables (configuration time).
     fn rebuild(&mut self) -> Result<(), SchedError> {
-        self.weights = self
+        let weights: Vec<u32> = self
             .slots
             .iter()
             .map(|s| if s.removed { 0 } else { s.backend.weight })
             .collect();
-        self.algo = match self.kind {
+        // Built before anything changes, so that an error leaves the scheduler as it was.
+        let algo = match self.kind {
             SchedKind::Rr => Algo::Rr {
                 last: self.slots.len().saturating_sub(1),
             },
-            SchedKind::Wrr => Algo::Wrr(WrrState::new(&self.weights)),
+            SchedKind::Wrr => Algo::Wrr(WrrState::new(&weights)),
             SchedKind::Wlc => Algo::Wlc,
             SchedKind::Sh => {
-                let mut wrr = WrrState::new(&self.weights);
+                let mut wrr = WrrState::new(&weights);
                 let mut table = vec![0u32; SH_TABLE_SIZE];
                 let mut any = false;
                 for t in table.iter_mut() {
-                    match wrr.next(&self.weights) {
+                    match wrr.next(&weights) {
                         Some(i) => {
                             *t = i as u32;
                             any = true;
@@ -327,7 +365,7 @@ impl Scheduler {
                     self.slots.iter().map(|s| name_of(s.backend.addr)).collect();
                 let backends: Vec<MaglevBackend<'_>> = names
                     .iter()
-                    .zip(&self.weights)
+                    .zip(&weights)
                     .enumerate()
                     .map(|(i, (n, &w))| MaglevBackend {
                         name: n,
@@ -335,9 +373,13 @@ impl Scheduler {
                         index: i as u32,
                     })
                     .collect();
-                Algo::Maglev(Maglev::new(table_size, &backends)?)
+                Algo::Maglev(Maglev::new_or_adopt(table_size, &backends, &self.offered)?)
             }
         };
+        self.weights = weights;
+        if let Algo::Maglev(old) = std::mem::replace(&mut self.algo, algo) {
+            self.retired.push(old);
+        }
         Ok(())
     }
 
