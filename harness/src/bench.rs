@@ -412,13 +412,24 @@ pub struct PointSpec {
 }
 
 impl PointSpec {
-    /// `fullnat-udp64-established` and the like.
+    /// `fullnat-udp64-established` and the like; established points with more than one
+    /// flow carry the count (`fullnat-udp64-established-1M`).
     pub fn name(&self) -> String {
         let t = match self.traffic {
-            Traffic::Established => "established",
-            Traffic::NewConn => "newconn",
+            Traffic::Established if self.flows > 1 => format!("established-{}", si(self.flows)),
+            Traffic::Established => "established".to_owned(),
+            Traffic::NewConn => "newconn".to_owned(),
         };
         format!("{}-udp64-{t}", self.mode.as_str())
+    }
+}
+
+/// A count in the units the command line takes (`1M`, `64k`, `3`).
+fn si(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000 && n % 1_000_000 == 0 => format!("{}M", n / 1_000_000),
+        n if n >= 1_000 && n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
     }
 }
 
@@ -1403,9 +1414,10 @@ pub struct BenchArgs {
     /// Forwarder modes, comma-separated: fullnat, nat.
     #[arg(long, default_value = "fullnat,nat")]
     pub modes: String,
-    /// Flows of the established-traffic points.
-    #[arg(long, default_value = "1", value_parser = parse_rate)]
-    pub flows_established: f64,
+    /// Flows of the established-traffic points, comma-separated: one point per value
+    /// (`1,1M` measures one flow and a million).
+    #[arg(long, default_value = "1", value_parser = parse_rate, value_delimiter = ',')]
+    pub flows_established: Vec<f64>,
     /// Flows of the new-connection points (0: skip them).
     #[arg(long, default_value = "1M", value_parser = parse_rate_or_zero)]
     pub flows_new: f64,
@@ -1497,11 +1509,13 @@ impl BenchArgs {
                 "nat" => FwdMode::Nat,
                 _ => return Err(format!("--modes: unknown mode {m:?} (fullnat, nat)")),
             };
-            points.push(PointSpec {
-                mode,
-                traffic: Traffic::Established,
-                flows: (self.flows_established as u64).max(1),
-            });
+            for &flows in &self.flows_established {
+                points.push(PointSpec {
+                    mode,
+                    traffic: Traffic::Established,
+                    flows: (flows as u64).max(1),
+                });
+            }
             if self.flows_new >= 1.0 {
                 points.push(PointSpec {
                     mode,
@@ -1935,5 +1949,33 @@ mod tests {
         assert_eq!(laddrs(1), vec!["\"192.168.200.1\"".to_string()]);
         assert_eq!(laddrs(50_001).len(), 2);
         assert_eq!(laddrs(u64::MAX).len(), 250);
+    }
+
+    #[test]
+    fn one_established_point_per_flow_count() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let cli = Cli::try_parse_from([
+            "bench",
+            "--modes",
+            "fullnat",
+            "--flows-established",
+            "1,1M",
+            "--flows-new",
+            "0",
+        ])
+        .unwrap();
+        let opts = cli.bench.into_opts().unwrap();
+        let names: Vec<String> = opts.points.iter().map(PointSpec::name).collect();
+        assert_eq!(
+            names,
+            ["fullnat-udp64-established", "fullnat-udp64-established-1M"]
+        );
+        assert_eq!(opts.points[1].flows, 1_000_000);
+        assert!(Cli::try_parse_from(["bench", "--flows-established", "1,x"]).is_err());
     }
 }
