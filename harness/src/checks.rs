@@ -1,5 +1,6 @@
-//! Checks that need no connection state: checksums recomputed from scratch, and RSS
-//! affinity of connections.
+//! Checks that need no connection state: checksums recomputed from scratch, RSS
+//! affinity of connections, TCP option lists, and the schedulers' expected distributions
+//! (round-robin balance, weighted shares, an independent Maglev table).
 //!
 //! The checksum code is the harness's own RFC 1071 one's-complement sum over headers
 //! that etherparse has sliced; it shares nothing with the forwarder's incremental
@@ -11,7 +12,7 @@ use std::net::IpAddr;
 
 use etherparse::{NetSlice, SlicedPacket};
 
-use crate::packet::{PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::packet::{NetInfo, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use crate::rss::{RssFlow, RssModel};
 
 /// The RFC 1071 sum of `data` (odd trailing byte padded with zero), folded to 16 bits
@@ -201,6 +202,124 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), ChecksumError> {
     Ok(())
 }
 
+/// The one's-complement sum of `data` (whose first byte sits at an even offset of the
+/// summed region), not folded: 32-bit big-endian words with end-around carry. Congruent
+/// to the 16-bit word sum modulo 0xffff, and zero only when every byte is zero, so
+/// [`fold`] of it equals [`ones_complement_sum`] of the same bytes.
+fn wide_sum(mut sum: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let (s, carry) =
+            sum.overflowing_add(u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]])));
+        sum = s + u64::from(carry);
+    }
+    let rest = chunks.remainder();
+    let tail = match *rest {
+        [a] => u64::from(a) << 8,
+        [a, b] => u64::from(u16::from_be_bytes([a, b])),
+        [a, b, c] => u64::from(u16::from_be_bytes([a, b])) + (u64::from(c) << 8),
+        _ => 0,
+    };
+    let (s, carry) = sum.overflowing_add(tail);
+    s + u64::from(carry)
+}
+
+/// Folds a [`wide_sum`] to 16 bits (not complemented).
+fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    // Folded above: fits in 16 bits.
+    u16::try_from(sum).unwrap_or(0xffff)
+}
+
+/// The Internet checksum of `data` with the 16-bit field at (even) `field` counted as
+/// zero, starting from the unfolded sum `initial`; no copy of `data`.
+fn checksum_without(initial: u64, data: &[u8], field: usize) -> u16 {
+    let (before, after) = data.split_at(field.min(data.len()));
+    let after = after.get(2..).unwrap_or_default();
+    !fold(wide_sum(wide_sum(initial, before), after))
+}
+
+/// The pseudo-header sum, unfolded (same value as [`pseudo_header_sum`] after folding).
+fn pseudo_wide(src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> u64 {
+    match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            // An IPv4 payload is < 64 KiB.
+            let len = u16::try_from(l4_len).unwrap_or(u16::MAX);
+            wide_sum(wide_sum(0, &s.octets()), &d.octets()) + u64::from(proto) + u64::from(len)
+        }
+        (s, d) => {
+            let len = u32::try_from(l4_len).unwrap_or(u32::MAX);
+            wide_sum(wide_sum(0, &v6(s)), &v6(d)) + u64::from(len) + u64::from(proto)
+        }
+    }
+}
+
+/// [`checksums_valid`] for a frame already read by [`crate::packet::PacketInfo::parse`]:
+/// the same verdicts, without parsing again or copying the packet.
+pub fn checksums_valid_parsed(frame: &[u8], net: &NetInfo<'_>) -> Result<(), ChecksumError> {
+    let malformed = || ChecksumError::Malformed("the IP layer lies outside the frame".to_owned());
+    let v4 = net.src.is_ipv4();
+    if v4 {
+        let header = frame
+            .get(net.ip_offset..net.ip_offset + net.ip_header_len)
+            .ok_or_else(malformed)?;
+        let got = u16::from_be_bytes([header[10], header[11]]);
+        let expected = checksum_without(0, header, 10);
+        if got != expected {
+            return Err(ChecksumMismatch {
+                kind: ChecksumKind::Ipv4Header,
+                expected,
+                got,
+            }
+            .into());
+        }
+    }
+    if net.fragment {
+        return Ok(());
+    }
+    let (kind, offset, pseudo) = match net.proto {
+        PROTO_TCP => (ChecksumKind::Tcp, 16, true),
+        PROTO_UDP => (ChecksumKind::Udp, 6, true),
+        PROTO_ICMP if v4 => (ChecksumKind::Icmpv4, 2, false),
+        PROTO_ICMPV6 if !v4 => (ChecksumKind::Icmpv6, 2, true),
+        _ => return Ok(()),
+    };
+    let l4 = frame
+        .get(net.l4_offset..net.l4_offset + net.l4_len)
+        .ok_or_else(malformed)?;
+    let Some(field) = l4.get(offset..offset + 2) else {
+        return Err(ChecksumError::Malformed(format!(
+            "{kind} field past the end of a {}-byte segment",
+            l4.len()
+        )));
+    };
+    let got = u16::from_be_bytes([field[0], field[1]]);
+    if kind == ChecksumKind::Udp && got == 0 && v4 {
+        return Ok(());
+    }
+    let initial = if pseudo {
+        pseudo_wide(net.src, net.dst, net.proto, l4.len())
+    } else {
+        0
+    };
+    let mut expected = checksum_without(initial, l4, offset);
+    if kind == ChecksumKind::Udp && expected == 0 {
+        // RFC 768: a computed zero is sent as all ones.
+        expected = 0xffff;
+    }
+    if got != expected {
+        return Err(ChecksumMismatch {
+            kind,
+            expected,
+            got,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Rewrites every checksum of an Ethernet frame (IPv4 header, TCP/UDP/ICMP) to its
 /// correct value, in place. Frames that do not parse are left alone; returns whether
 /// the frame was IP.
@@ -279,6 +398,446 @@ pub fn fix_checksums(frame: &mut [u8]) -> bool {
     }
     segment[offset..offset + 2].copy_from_slice(&sum.to_be_bytes());
     true
+}
+
+/// TCP option kind of TOA ("TCP option address": the client's address and port carried
+/// to a FULLNAT real server).
+pub const TOA_KIND: u8 = 254;
+/// TOA length for an IPv4 client: kind, length, port, 4-byte address.
+pub const TOA_LEN_V4: usize = 8;
+/// TOA length for an IPv6 client: kind, length, port, 16-byte address.
+pub const TOA_LEN_V6: usize = 20;
+/// The most option bytes a TCP header holds (data offset 15).
+pub const MAX_TCP_OPTIONS: usize = 40;
+/// TCP option kind of the maximum segment size.
+pub const MSS_KIND: u8 = 2;
+
+/// One TCP option as [`tcp_options`] walks the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOption<'a> {
+    /// Offset of the kind byte in the option list.
+    pub offset: usize,
+    /// The kind (1 = NOP, 2 = MSS, 254 = TOA, …).
+    pub kind: u8,
+    /// The whole option: kind, length and value (just the kind for a NOP).
+    pub bytes: &'a [u8],
+}
+
+/// Iterator over a TCP option list; see [`tcp_options`].
+#[derive(Debug, Clone)]
+pub struct TcpOptions<'a> {
+    opts: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for TcpOptions<'a> {
+    /// An option, or `Err(offset)` where the list overruns (a length below 2 or past the
+    /// end); nothing follows an error.
+    type Item = Result<TcpOption<'a>, usize>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let at = self.at;
+        let kind = *self.opts.get(at)?;
+        let len = match kind {
+            0 => {
+                self.at = self.opts.len();
+                return None;
+            }
+            1 => 1,
+            _ => match self.opts.get(at + 1).map(|&l| usize::from(l)) {
+                Some(l) if l >= 2 && at + l <= self.opts.len() => l,
+                _ => {
+                    self.at = self.opts.len();
+                    return Some(Err(at));
+                }
+            },
+        };
+        self.at = at + len;
+        Some(Ok(TcpOption {
+            offset: at,
+            kind,
+            bytes: &self.opts[at..at + len],
+        }))
+    }
+}
+
+/// Walks the option bytes of a TCP header: NOPs are one-byte options, End of Option List
+/// ends the walk.
+pub fn tcp_options(opts: &[u8]) -> TcpOptions<'_> {
+    TcpOptions { opts, at: 0 }
+}
+
+/// Up to 40 bytes of TCP options, held inline (no allocation).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct OptionBytes {
+    len: u8,
+    bytes: [u8; MAX_TCP_OPTIONS],
+}
+
+impl Default for OptionBytes {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; MAX_TCP_OPTIONS],
+        }
+    }
+}
+
+impl OptionBytes {
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Appends `b`; `false` (and nothing appended) when it would pass 40 bytes.
+    pub fn push(&mut self, b: &[u8]) -> bool {
+        let at = usize::from(self.len);
+        match self.bytes.get_mut(at..at + b.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(b);
+                // At most 40.
+                self.len = u8::try_from(at + b.len()).unwrap_or(u8::MAX);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The options of `opts` other than NOPs and TOA, in order (what a balancer must
+    /// keep when it inserts TOA); `None` if the list overruns.
+    pub fn significant(opts: &[u8]) -> Option<OptionBytes> {
+        let mut out = OptionBytes::default();
+        for o in tcp_options(opts) {
+            let o = o.ok()?;
+            if o.kind != 1 && o.kind != TOA_KIND {
+                out.push(o.bytes);
+            }
+        }
+        Some(out)
+    }
+
+    /// The MSS value, if an MSS option (kind 2, length 4) is present.
+    pub fn mss(&self) -> Option<u16> {
+        tcp_options(self.as_slice())
+            .filter_map(Result::ok)
+            .find(|o| o.kind == MSS_KIND && o.bytes.len() == 4)
+            .map(|o| u16::from_be_bytes([o.bytes[2], o.bytes[3]]))
+    }
+
+    /// The same options with the MSS value replaced by `mss`.
+    pub fn with_mss(mut self, mss: u16) -> OptionBytes {
+        let at = tcp_options(self.as_slice())
+            .filter_map(Result::ok)
+            .find(|o| o.kind == MSS_KIND && o.bytes.len() == 4)
+            .map(|o| o.offset);
+        if let Some(at) = at {
+            self.bytes[at + 2..at + 4].copy_from_slice(&mss.to_be_bytes());
+        }
+        self
+    }
+}
+
+impl fmt::Debug for OptionBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for OptionBytes {
+    /// Hex, one group per option (`020405b4 0402`), or `none`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.len == 0 {
+            return f.write_str("none");
+        }
+        let mut first = true;
+        for o in tcp_options(self.as_slice()) {
+            let bytes = match o {
+                Ok(o) => o.bytes,
+                Err(at) => &self.as_slice()[at..],
+            };
+            if !first {
+                f.write_str(" ")?;
+            }
+            first = false;
+            for b in bytes {
+                write!(f, "{b:02x}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The TOA option a balancer inserts for `client:port`: kind 254, length 8 (IPv4) or 20
+/// (IPv6), the port, then the address.
+pub fn toa_option(client: IpAddr, port: u16) -> OptionBytes {
+    let mut o = OptionBytes::default();
+    let len = match client {
+        IpAddr::V4(_) => TOA_LEN_V4,
+        IpAddr::V6(_) => TOA_LEN_V6,
+    };
+    // 8 or 20.
+    o.push(&[TOA_KIND, u8::try_from(len).unwrap_or(0)]);
+    o.push(&port.to_be_bytes());
+    match client {
+        IpAddr::V4(a) => o.push(&a.octets()),
+        IpAddr::V6(a) => o.push(&a.octets()),
+    };
+    o
+}
+
+/// Seeds and constant of the schedulers' stable hash (DPVS-style balancers need a hash
+/// that is the same on every worker, run and machine). The formula — words XORed into the
+/// state and folded with a 64×64→128 multiply, MurmurHash3's `fmix64` to finish — is the
+/// forwarder's documented one, written again here so that the tables are comparable.
+const SEED_OFFSET: u64 = 0x243f_6a88_85a3_08d3;
+const SEED_SKIP: u64 = 0x1319_8a2e_0370_7344;
+const SEED_FLOW: u64 = 0xa409_3822_299f_31d0;
+const HASH_K: u64 = 0x9e37_79b9_7f4a_7c15;
+
+fn fmix64(mut k: u64) -> u64 {
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    k ^= k >> 33;
+    k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    k ^ (k >> 33)
+}
+
+/// The stable word hash of the schedulers.
+#[derive(Debug, Clone, Copy)]
+struct StableHash(u64);
+
+impl StableHash {
+    fn new(seed: u64) -> Self {
+        Self(fmix64(seed ^ HASH_K))
+    }
+
+    fn word(&mut self, w: u64) {
+        let m = u128::from(self.0 ^ w) * u128::from(HASH_K);
+        self.0 = (m as u64) ^ ((m >> 64) as u64);
+    }
+
+    fn bytes(&mut self, b: &[u8]) {
+        for c in b.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.word(u64::from_le_bytes(w));
+        }
+        self.word(b.len() as u64);
+    }
+
+    fn addr(&mut self, a: IpAddr) {
+        match a {
+            IpAddr::V4(v4) => self.word(u64::from(u32::from(v4)) | (4 << 32)),
+            IpAddr::V6(v6) => {
+                let x = u128::from(v6);
+                self.word(x as u64);
+                self.word((x >> 64) as u64 ^ 6);
+            }
+        }
+    }
+
+    fn finish(self) -> u64 {
+        fmix64(self.0)
+    }
+}
+
+/// The Maglev flow hash of a client → VIP 5-tuple.
+pub fn maglev_flow_hash(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> u64 {
+    let mut h = StableHash::new(SEED_FLOW);
+    h.addr(src);
+    h.addr(dst);
+    h.word(u64::from(sport) | u64::from(dport) << 16 | u64::from(proto) << 32);
+    h.finish()
+}
+
+/// A real server's Maglev name: family tag (4 or 6), the address as 16 bytes (IPv4
+/// mapped), the port.
+pub fn maglev_name(addr: std::net::SocketAddr) -> [u8; 19] {
+    let mut n = [0u8; 19];
+    let v6 = match addr.ip() {
+        IpAddr::V4(a) => {
+            n[0] = 4;
+            a.to_ipv6_mapped()
+        }
+        IpAddr::V6(a) => {
+            n[0] = 6;
+            a
+        }
+    };
+    n[1..17].copy_from_slice(&v6.octets());
+    n[17..].copy_from_slice(&addr.port().to_be_bytes());
+    n
+}
+
+/// The default Maglev table size (prime), as in the paper.
+pub const MAGLEV_TABLE_SIZE: u32 = 65537;
+
+/// A Maglev lookup table (Eisenbud et al., NSDI 2016), populated with weights: M slots
+/// (M prime); backend i prefers slots `(offset_i + j·skip_i) mod M` with
+/// `offset = h1(name) mod M`, `skip = h2(name) mod (M−1) + 1`; backends take turns (in
+/// the order of their names' bytes) claiming their next preferred free slot, a backend
+/// of weight w claiming up to `⌊round·w / w_max⌋` slots by round r, until every slot is
+/// taken.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaglevTable {
+    slots: Vec<u32>,
+}
+
+impl MaglevTable {
+    /// The table for `backends` (address, weight), indexed by their position; `None` when
+    /// no backend has weight or the size is below the number of weighted backends.
+    pub fn new(size: u32, backends: &[(std::net::SocketAddr, u32)]) -> Option<Self> {
+        let m = u64::from(size);
+        let mut live: Vec<(usize, [u8; 19], u64)> = backends
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, w))| *w > 0)
+            .map(|(i, (a, w))| (i, maglev_name(*a), u64::from(*w)))
+            .collect();
+        if live.is_empty() || live.len() as u64 > m {
+            return None;
+        }
+        live.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        let hash = |seed: u64, name: &[u8]| {
+            let mut h = StableHash::new(seed);
+            h.bytes(name);
+            h.finish()
+        };
+        let mut next: Vec<u64> = live.iter().map(|b| hash(SEED_OFFSET, &b.1) % m).collect();
+        let skip: Vec<u64> = live
+            .iter()
+            .map(|b| hash(SEED_SKIP, &b.1) % (m - 1) + 1)
+            .collect();
+        let w_max = live.iter().map(|b| b.2).max().unwrap_or(1);
+        let mut owned = vec![0u64; live.len()];
+        let mut slots = vec![u32::MAX; size as usize];
+        let mut filled = 0u64;
+        let mut round = 0u64;
+        while filled < m {
+            round += 1;
+            for (i, b) in live.iter().enumerate() {
+                while owned[i] < round * b.2 / w_max && filled < m {
+                    // The preferences are a permutation of 0..M and a slot is free, so
+                    // this finds one.
+                    loop {
+                        let c = next[i] as usize;
+                        next[i] = (next[i] + skip[i]) % m;
+                        if slots[c] == u32::MAX {
+                            // Backend positions are < 2^32 (a table holds fewer).
+                            slots[c] = u32::try_from(b.0).unwrap_or(u32::MAX);
+                            break;
+                        }
+                    }
+                    owned[i] += 1;
+                    filled += 1;
+                }
+            }
+        }
+        Some(Self { slots })
+    }
+
+    /// The backend (position in the `new` list) for a flow hash: slot
+    /// `⌊(hash >> 32) · M / 2³²⌋`.
+    pub fn pick(&self, hash: u64) -> usize {
+        let slot = ((hash >> 32) * self.slots.len() as u64) >> 32;
+        self.slots.get(slot as usize).map_or(0, |&b| b as usize)
+    }
+
+    /// The slot index a hash falls in.
+    pub fn slot(&self, hash: u64) -> usize {
+        (((hash >> 32) * self.slots.len() as u64) >> 32) as usize
+    }
+
+    /// Slots owned by each of `n` backends.
+    pub fn shares(&self, n: usize) -> Vec<usize> {
+        let mut out = vec![0; n];
+        for &s in &self.slots {
+            if let Some(c) = out.get_mut(s as usize) {
+                *c += 1;
+            }
+        }
+        out
+    }
+
+    /// The table size M.
+    pub fn size(&self) -> usize {
+        self.slots.len()
+    }
+}
+
+impl fmt::Debug for MaglevTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MaglevTable")
+            .field("size", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Round robin on one worker: the real servers' counts differ by at most one.
+pub fn rr_balanced(counts: &[usize]) -> bool {
+    let max = counts.iter().copied().max().unwrap_or(0);
+    let min = counts.iter().copied().min().unwrap_or(0);
+    max - min <= 1
+}
+
+/// A real server whose weighted round-robin count is outside its tolerance.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WrrOutlier {
+    /// Position of the real server among the weighted ones.
+    pub index: usize,
+    /// Connections it got.
+    pub count: usize,
+    /// `n · w / Σw`.
+    pub expected: f64,
+    /// `w / gcd(weights)`.
+    pub tolerance: f64,
+}
+
+/// Weighted round robin on one worker that scheduled `Σ counts` connections: each real
+/// server's count is within `w / gcd` of `n · w / Σw`. A wrr schedule repeats every
+/// `Σw / gcd` picks with exactly `w / gcd` picks of each server per period (LVS's
+/// interleaved wrr and nginx's smooth wrr both do), so whole periods are exact and the
+/// last, partial one is off by less than `w / gcd`. Weights of 0 are left out.
+pub fn wrr_outliers(weights: &[u32], counts: &[usize]) -> Vec<WrrOutlier> {
+    let total: u64 = weights.iter().map(|&w| u64::from(w)).sum();
+    let g = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
+    if total == 0 || g == 0 {
+        return Vec::new();
+    }
+    let n: usize = counts.iter().sum();
+    weights
+        .iter()
+        .zip(counts)
+        .enumerate()
+        .filter(|(_, (&w, _))| w > 0)
+        .filter_map(|(index, (&w, &count))| {
+            let expected = n as f64 * f64::from(w) / total as f64;
+            let tolerance = f64::from(w / g);
+            ((count as f64 - expected).abs() > tolerance + 1e-9).then_some(WrrOutlier {
+                index,
+                count,
+                expected,
+                tolerance,
+            })
+        })
+        .collect()
+}
+
+/// The length of a wrr period: `Σw / gcd(weights)` picks.
+pub fn wrr_period(weights: &[u32]) -> u64 {
+    let g = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
+    if g == 0 {
+        return 0;
+    }
+    weights.iter().map(|&w| u64::from(w / g)).sum()
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    if b == 0 {
+        a
+    } else {
+        gcd(b, a % b)
+    }
 }
 
 /// One packet of a connection, for [`rss_affinity`].

@@ -382,6 +382,7 @@ fn service(
         proto,
         mode,
         scheduler,
+        toa: false,
         real_servers: rs
             .iter()
             .map(|&(addr, weight)| RealServer { addr, weight })

@@ -51,6 +51,15 @@ pub struct NetInfo<'a> {
     pub proto: u8,
     /// Whether the payload is a fragment (IPv4 MF/offset, IPv6 fragment header).
     pub fragment: bool,
+    /// Where the IP header starts in the frame (after Ethernet and VLAN tags).
+    pub ip_offset: usize,
+    /// The IP header's length: IHL × 4 for IPv4, 40 for IPv6 (extension headers are part
+    /// of the payload here).
+    pub ip_header_len: usize,
+    /// Where the transport header starts in the frame (after IPv6 extension headers).
+    pub l4_offset: usize,
+    /// Bytes from `l4_offset` to the end of the IP payload.
+    pub l4_len: usize,
     /// The transport layer as far as it was read.
     pub l4: L4Info<'a>,
 }
@@ -88,6 +97,8 @@ pub struct TcpInfo<'a> {
     pub ack_no: u32,
     /// The flags byte (FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, …).
     pub flags: u8,
+    /// The option bytes (between the 20-byte fixed header and the data offset).
+    pub options: &'a [u8],
     /// TCP payload (after the options).
     pub payload: &'a [u8],
 }
@@ -168,7 +179,7 @@ impl<'a> PacketInfo<'a> {
             inner_ethertype(frame).ok_or_else(|| ParseError("no ethertype".to_owned()))?;
         let net = match &sliced.net {
             None => None,
-            Some(net) => Some(net_info(net, sliced.transport.as_ref())?),
+            Some(net) => Some(net_info(frame, net, sliced.transport.as_ref())?),
         };
         Ok(Self {
             vlan,
@@ -200,11 +211,17 @@ pub fn inner_ethertype(frame: &[u8]) -> Option<u16> {
     }
 }
 
+/// Where `part` (a sub-slice of `frame`) starts in `frame`.
+fn offset_in(frame: &[u8], part: &[u8]) -> usize {
+    (part.as_ptr() as usize).saturating_sub(frame.as_ptr() as usize)
+}
+
 fn net_info<'a>(
+    frame: &'a [u8],
     net: &NetSlice<'a>,
     transport: Option<&TransportSlice<'a>>,
 ) -> Result<NetInfo<'a>, ParseError> {
-    let (src, dst, ttl, proto, fragment) = match net {
+    let (src, dst, ttl, proto, fragment, header, payload) = match net {
         NetSlice::Ipv4(ip) => {
             let h = ip.header();
             (
@@ -213,6 +230,8 @@ fn net_info<'a>(
                 h.ttl(),
                 ip.payload_ip_number().0,
                 ip.is_payload_fragmented(),
+                h.slice(),
+                ip.payload().payload,
             )
         }
         NetSlice::Ipv6(ip) => {
@@ -223,6 +242,8 @@ fn net_info<'a>(
                 h.hop_limit(),
                 ip.payload().ip_number.0,
                 ip.is_payload_fragmented(),
+                h.slice(),
+                ip.payload().payload,
             )
         }
     };
@@ -234,6 +255,7 @@ fn net_info<'a>(
             seq: t.sequence_number(),
             ack_no: t.acknowledgment_number(),
             flags: t.header_slice().get(13).copied().unwrap_or(0),
+            options: t.header_slice().get(20..).unwrap_or_default(),
             payload: t.payload(),
         }),
         Some(TransportSlice::Udp(u)) => L4Info::Udp {
@@ -278,6 +300,10 @@ fn net_info<'a>(
         ttl,
         proto,
         fragment,
+        ip_offset: offset_in(frame, header),
+        ip_header_len: header.len(),
+        l4_offset: offset_in(frame, payload),
+        l4_len: payload.len(),
         l4,
     })
 }

@@ -21,6 +21,7 @@
 //! proto = "tcp"
 //! mode = "fullnat"                  # fullnat | nat
 //! scheduler = "rr"                  # rr | wrr | wlc | sh | maglev
+//! toa = true                        # TCP option address (FULLNAT TCP only; default false)
 //! [[service.real_server]]
 //! addr = "192.168.1.10:8080"
 //! weight = 1
@@ -163,6 +164,14 @@ fn yes() -> bool {
     true
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
 /// A virtual service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,6 +185,10 @@ pub struct Service {
     /// Scheduler.
     #[serde(default)]
     pub scheduler: Scheduler,
+    /// TOA: the client's address and port in TCP option 254 of client → server segments
+    /// (FULLNAT TCP only).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub toa: bool,
     /// Real servers.
     #[serde(rename = "real_server", default)]
     pub real_servers: Vec<RealServer>,
@@ -266,6 +279,14 @@ pub struct Checks {
     /// meaningless for NAT, which has no local port to choose.
     #[serde(default)]
     pub rss_steering: bool,
+    /// TOA present exactly where it belongs, the other TCP options kept, the SYN-ACK's
+    /// MSS lowered (services with `toa = true`; absent everywhere else).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub toa: bool,
+    /// The schedulers' choices: rr balanced and wrr by weight on each worker, Maglev by
+    /// the table, sh by client.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub distribution: bool,
 }
 
 impl Default for Checks {
@@ -278,6 +299,8 @@ impl Default for Checks {
             unique_local: true,
             rss_affinity: true,
             rss_steering: false,
+            toa: true,
+            distribution: true,
         }
     }
 }
@@ -462,6 +485,15 @@ impl Scenario {
                 return err(
                     &at(".real_server"),
                     format!("service {} has no [[service.real_server]]", s.vip),
+                );
+            }
+            if s.toa && (s.mode != Mode::Fullnat || s.proto != Proto::Tcp) {
+                return err(
+                    &at(".toa"),
+                    format!(
+                        "TOA works with mode = \"fullnat\" and proto = \"tcp\" only; service {} is {}/{:?}",
+                        s.vip, s.mode, s.proto
+                    ),
                 );
             }
             if s.real_servers.iter().all(|r| r.weight == 0) {

@@ -391,6 +391,11 @@ fn run_full(fault: Fault, steering: bool, rss_aware: bool) -> Vec<(String, Repor
             continue;
         }
         capture.scenario.check.rss_steering = steering;
+        // The toy schedules plain round robin over one shared counter and inserts no
+        // TOA: the checks of those are the forwarder's (topology tests) and the unit
+        // tests'.
+        capture.scenario.check.distribution = false;
+        capture.scenario.check.toa = false;
         let mut toy = Toy::new(&capture.scenario, fault);
         toy.rss_aware = rss_aware;
         let mut checker = Checker::new(&capture.scenario);

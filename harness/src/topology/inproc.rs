@@ -113,7 +113,7 @@ pub fn dataplane_config(
                     port: 0,
                 })
                 .collect(),
-            toa: s.mode == Mode::Fullnat && s.proto == Proto::Tcp,
+            toa: s.toa,
             persistence: None,
         })
         .collect();

@@ -177,7 +177,7 @@ pub fn forwarder_config(
                 Mode::Nat => "nat",
             },
             scheduler(svc.scheduler),
-            svc.mode == Mode::Fullnat && svc.proto == Proto::Tcp,
+            svc.toa,
             rs.join(", ")
         );
     }
