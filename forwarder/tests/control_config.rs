@@ -292,7 +292,7 @@ fn svc(vip: &str, port: u16, proto: &str, mode: &str) -> String {
 )]
 #[case::unknown_top_level_key(
     format!("{PORT}[bogus]\nx = 1\n"),
-    "t.toml:4:2: bogus: unknown field `bogus`, expected one of `port`, `worker`, `service`, `laddr`, `steering`, `timeouts`, `tables`, `control`, `trace`, `policies`, `eal`"
+    "t.toml:4:2: bogus: unknown field `bogus`, expected one of `port`, `worker`, `service`, `laddr`, `steering`, `timeouts`, `tables`, `control`, `trace`, `policies`, `fault`, `eal`"
 )]
 #[case::unknown_port_key(
     format!("{PORT}rx_queue = 2\n"),

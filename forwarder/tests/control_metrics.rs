@@ -51,6 +51,7 @@ fn snapshot() -> StatsSnapshot {
             steering: "rss\nfallback".into(),
             ..PortStats::default()
         }],
+        fault: None,
     }
 }
 

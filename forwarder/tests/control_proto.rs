@@ -373,6 +373,7 @@ fn sample_stats() -> StatsSnapshot {
             steering: "rss".into(),
             ..PortStats::default()
         }],
+        fault: None,
     }
 }
 

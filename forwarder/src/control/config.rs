@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use toml::Spanned;
 
+use crate::dataplane::fault::{FaultConfig, FaultKind};
 use crate::dataplane::rss::{HashTypes, RssKey};
 use crate::dataplane::sched::SchedKind;
 
@@ -899,6 +900,9 @@ pub struct Config {
     pub trace: Option<TraceConfig>,
     /// Packet-path policies.
     pub policies: PoliciesConfig,
+    /// `[fault]`: a deliberate fault for testing the correctness harness (`None`, the
+    /// default, forwards correctly). See [`crate::dataplane::fault`].
+    pub fault: Option<FaultConfig>,
     /// Extra EAL arguments (the ports' `-a`/`--vdev` options are added by the runtime).
     pub eal_args: Vec<String>,
 }
@@ -998,7 +1002,15 @@ struct RawConfig {
     control: Option<RawControl>,
     trace: Option<S<RawTrace>>,
     policies: Option<RawPolicies>,
+    fault: Option<RawFault>,
     eal: Option<RawEal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFault {
+    kind: S<String>,
+    every: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1350,6 +1362,16 @@ impl Ctx<'_> {
                 expire_quiescent: p.expire_quiescent.unwrap_or(policies.expire_quiescent),
             };
         }
+        let fault = match &raw.fault {
+            None => None,
+            Some(f) => Some(FaultConfig {
+                kind: self.parse::<FaultKind>(&f.kind, "fault.kind")?,
+                every: match &f.every {
+                    None => 1,
+                    Some(e) => self.u32(e, "fault.every", 1, u32::MAX)?,
+                },
+            }),
+        };
         let eal_args = raw
             .eal
             .map(|e| e.args.into_iter().map(Spanned::into_inner).collect())
@@ -1365,6 +1387,7 @@ impl Ctx<'_> {
             control,
             trace,
             policies,
+            fault,
             eal_args,
         })
     }
@@ -2108,5 +2131,72 @@ mod tests {
         assert_eq!(t[TcpState::Established.index()], Duration::from_secs(90));
         assert_eq!(t[TcpState::Listen.index()], Duration::from_secs(120));
         assert_eq!(t[TcpState::SynSent.index()], Duration::from_secs(3));
+    }
+
+    const ONE_PORT: &str = "[[port]]\nname = \"p0\"\ndevice = \"net_ring0\"\nrx_queues = 1\n";
+
+    #[test]
+    fn fault_is_off_unless_configured() {
+        let c = Config::parse(ONE_PORT, "t.toml").expect("valid");
+        assert_eq!(c.fault, None);
+        let text = format!("{ONE_PORT}\n[fault]\nkind = \"wrong_rs\"\nevery = 5\n");
+        let c = Config::parse(&text, "t.toml").expect("valid");
+        assert_eq!(
+            c.fault,
+            Some(FaultConfig {
+                kind: FaultKind::WrongRs,
+                every: 5
+            })
+        );
+        let text = format!("{ONE_PORT}\n[fault]\nkind = \"drop_packet\"\n");
+        let c = Config::parse(&text, "t.toml").expect("valid");
+        assert_eq!(c.fault, Some(FaultConfig::new(FaultKind::DropPacket)));
+    }
+
+    #[test]
+    fn fault_errors_name_line_and_field() {
+        // (the [fault] section's body, line of the error, field, a word of the message)
+        let cases = [
+            ("kind = \"flip_bits\"\n", 7, "fault.kind", "bad_checksum"),
+            (
+                "kind = \"bad_checksum\"\nevery = 0\n",
+                8,
+                "fault.every",
+                "at least 1",
+            ),
+            (
+                "kind = \"bad_checksum\"\nevery = -2\n",
+                8,
+                "fault.every",
+                "non-negative",
+            ),
+            (
+                "kind = \"bad_checksum\"\nevery = 4294967296\n",
+                8,
+                "fault.every",
+                "at most",
+            ),
+            (
+                "kind = \"bad_checksum\"\nrate = 2\n",
+                8,
+                "fault.rate",
+                "unknown field",
+            ),
+            ("kind = 3\n", 7, "fault.kind", "string"),
+        ];
+        for (body, line, field, word) in cases {
+            let text = format!("{ONE_PORT}\n[fault]\n{body}");
+            let e = Config::parse(&text, "t.toml").expect_err(body);
+            let msg = e.to_string();
+            assert_eq!(e.line(), Some(line), "{msg}");
+            assert_eq!(e.field(), Some(field), "{msg}");
+            assert!(msg.starts_with(&format!("t.toml:{line}:")), "{msg}");
+            assert!(msg.contains(word), "{msg}");
+        }
+        // No kind: the section itself is named.
+        let e = Config::parse(&format!("{ONE_PORT}\n[fault]\nevery = 2\n"), "t.toml")
+            .expect_err("kind is required");
+        assert_eq!(e.field(), Some("fault"), "{e}");
+        assert!(e.to_string().contains("kind"), "{e}");
     }
 }

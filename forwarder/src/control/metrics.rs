@@ -78,6 +78,19 @@ pub struct PortStats {
     pub steering: String,
 }
 
+/// The fault the forwarder injects on purpose (`[fault]`), and how often it did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultStats {
+    /// The fault's name (`bad_checksum`, …).
+    pub kind: String,
+    /// It strikes every `every`-th eligible packet of each worker.
+    pub every: u32,
+    /// Packets changed, moved or dropped by it, summed over the workers.
+    pub injected: u64,
+    /// The same per worker: (worker id, packets).
+    pub by_worker: Vec<(u16, u64)>,
+}
+
 /// Everything `stats` shows and `/metrics` exports, taken by the master at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
@@ -90,6 +103,9 @@ pub struct StatsSnapshot {
     pub services: Vec<ServiceStats>,
     /// Per port.
     pub ports: Vec<PortStats>,
+    /// The injected fault; `None` when the forwarder runs correctly (the default).
+    #[serde(default)]
+    pub fault: Option<FaultStats>,
 }
 
 impl StatsSnapshot {
@@ -261,6 +277,25 @@ impl StatsSnapshot {
             "gauge",
             std::iter::once((vec![("mode", self.steering.clone())], 1)),
         );
+        if let Some(f) = &self.fault {
+            let kind = || ("kind", f.kind.clone());
+            family(
+                &mut out,
+                "fault_info",
+                "A fault injected on purpose to test the harness (always 1; absent when off).",
+                "gauge",
+                std::iter::once((vec![kind(), ("every", f.every.to_string())], 1)),
+            );
+            family(
+                &mut out,
+                "worker_faults_injected_total",
+                "Packets the injected fault changed, moved to another worker or dropped.",
+                "counter",
+                f.by_worker
+                    .iter()
+                    .map(|&(w, n)| (vec![("worker", w.to_string()), kind()], n)),
+            );
+        }
         out
     }
 }
@@ -511,6 +546,29 @@ fn respond(head: &Head, body: impl FnOnce() -> String) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fault_is_exported_only_when_on() {
+        let mut s = StatsSnapshot::default();
+        assert!(!s.to_prometheus().contains("fault"));
+        s.fault = Some(FaultStats {
+            kind: "bad_checksum".into(),
+            every: 10,
+            injected: 5,
+            by_worker: vec![(0, 2), (1, 3)],
+        });
+        let text = s.to_prometheus();
+        assert!(
+            text.contains("l4lab_fault_info{kind=\"bad_checksum\",every=\"10\"} 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "l4lab_worker_faults_injected_total{worker=\"1\",kind=\"bad_checksum\"} 3\n"
+            ),
+            "{text}"
+        );
+    }
 
     #[test]
     fn label_values_are_escaped() {

@@ -1043,7 +1043,24 @@ fn render_services(services: &[ServiceInfo]) -> String {
 }
 
 fn render_stats(stats: &StatsSnapshot) -> String {
-    let mut out = format!("steering: {}\n\n", stats.steering);
+    let mut out = format!("steering: {}\n", stats.steering);
+    if let Some(f) = &stats.fault {
+        let by_worker: Vec<String> = f
+            .by_worker
+            .iter()
+            .map(|(w, n)| format!("worker {w}: {n}"))
+            .collect();
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "FAULT INJECTION ON: {} every {} eligible packets; injected {} ({})",
+            f.kind,
+            f.every,
+            f.injected,
+            by_worker.join(", ")
+        );
+    }
+    out.push('\n');
     out.push_str(&table(
         &[
             "WORKER",
@@ -1158,6 +1175,35 @@ fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::metrics::FaultStats;
+
+    #[test]
+    fn stats_say_loudly_when_a_fault_is_injected() {
+        let mut s = StatsSnapshot::default();
+        assert!(!render_stats(&s).contains("FAULT"));
+        s.fault = Some(FaultStats {
+            kind: "wrong_rs".into(),
+            every: 3,
+            injected: 4,
+            by_worker: vec![(0, 1), (1, 3)],
+        });
+        let text = render_stats(&s);
+        assert!(
+            text.contains(
+                "FAULT INJECTION ON: wrong_rs every 3 eligible packets; injected 4 \
+                 (worker 0: 1, worker 1: 3)"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["fault"]["kind"], "wrong_rs");
+        assert_eq!(json["fault"]["injected"], 4);
+        // A snapshot from a forwarder without the field still reads.
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("fault");
+        let back: StatsSnapshot = serde_json::from_value(old).unwrap();
+        assert_eq!(back.fault, None);
+    }
 
     #[test]
     fn table_aligns_columns() {

@@ -7,6 +7,7 @@ use l4lab_wire::ChecksumCaps;
 use thiserror::Error;
 
 use crate::dataplane::conn::{ConnError, Timeouts};
+use crate::dataplane::fault::FaultConfig;
 use crate::dataplane::laddr::{LaddrError, PortPolicy};
 use crate::dataplane::rss::RssModel;
 use crate::dataplane::sched::{SchedError, SchedKind};
@@ -204,12 +205,15 @@ pub struct DataplaneConfig {
     /// How to find the owner of a NAT reply or ICMP error that RSS delivered to another
     /// worker ([`OwnerRss`]); `None`: such packets are dropped.
     pub owner_rss: Option<OwnerRss>,
+    /// A deliberate fault for testing the harness ([`crate::dataplane::fault`]); `None`
+    /// (the default) forwards correctly.
+    pub fault: Option<FaultConfig>,
 }
 
 impl DataplaneConfig {
     /// Worker `worker` of `workers`, partition policy, no ports, services or addresses,
     /// 65536 connections, default timeouts and policies, 64 service slots, 65536
-    /// persistence entries.
+    /// persistence entries, no fault.
     pub fn new(worker: WorkerId, workers: u16) -> DataplaneConfig {
         DataplaneConfig {
             worker,
@@ -226,6 +230,7 @@ impl DataplaneConfig {
             max_services: 64,
             persist_capacity: crate::dataplane::persist::DEFAULT_CAPACITY,
             owner_rss: None,
+            fault: None,
         }
     }
 }

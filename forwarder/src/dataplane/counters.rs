@@ -57,6 +57,10 @@ pub struct Counters {
     /// (its bucket of the persistence table held only other live clients): the
     /// client's next connection is scheduled afresh.
     pub persist_full: u64,
+    /// Packets the configured fault changed, moved to another worker or dropped
+    /// ([`crate::dataplane::fault`]); always 0 without one. Not a disposition: such a
+    /// packet is still counted once in `tx_*`, `drops` or `redirects`.
+    pub faults_injected: u64,
     /// Per service slot.
     pub services: Box<[ServiceCounters]>,
 }
@@ -81,6 +85,7 @@ impl Counters {
             persist_hits: 0,
             persist_rescheduled: 0,
             persist_full: 0,
+            faults_injected: 0,
             services: vec![ServiceCounters::default(); services].into_boxed_slice(),
         }
     }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod conn;
 pub mod counters;
+pub mod fault;
 pub mod frame;
 pub mod laddr;
 pub mod parse;
@@ -21,6 +22,7 @@ pub mod worker;
 
 pub use config::{ConfigChange, ConfigError, DataplaneConfig, Mode};
 pub use counters::Counters;
+pub use fault::{FaultConfig, FaultKind};
 pub use frame::{Frame, RxMeta};
 pub use verdict::{DropReason, Verdict};
 pub use worker::Worker;

@@ -163,6 +163,7 @@ pub fn plan(
         expire_quiescent: pol.expire_quiescent,
     };
     dp.max_services = dp.max_services.max(config.services.len() * 2);
+    dp.fault = config.fault;
     RuntimePlan {
         eal_args: config.eal_args.clone(),
         ports,

@@ -38,6 +38,7 @@ pub struct SharedCounters {
     toa_skipped: AtomicU64,
     icmp_translated: AtomicU64,
     icmp_echo_replied: AtomicU64,
+    faults_injected: AtomicU64,
     live_conns: AtomicU64,
     drops: [AtomicU64; DropReason::COUNT],
     services: Box<[[AtomicU64; 4]]>,
@@ -61,6 +62,7 @@ impl SharedCounters {
             toa_skipped: AtomicU64::new(0),
             icmp_translated: AtomicU64::new(0),
             icmp_echo_replied: AtomicU64::new(0),
+            faults_injected: AtomicU64::new(0),
             live_conns: AtomicU64::new(0),
             drops: std::array::from_fn(|_| AtomicU64::new(0)),
             services: (0..services)
@@ -85,6 +87,7 @@ impl SharedCounters {
         self.toa_skipped.store(c.toa_skipped, r);
         self.icmp_translated.store(c.icmp_translated, r);
         self.icmp_echo_replied.store(c.icmp_echo_replied, r);
+        self.faults_injected.store(c.faults_injected, r);
         self.live_conns.store(live_conns as u64, r);
         for (slot, value) in self.drops.iter().zip(c.drops.iter()) {
             slot.store(*value, r);
@@ -113,6 +116,7 @@ impl SharedCounters {
         c.toa_skipped = self.toa_skipped.load(r);
         c.icmp_translated = self.icmp_translated.load(r);
         c.icmp_echo_replied = self.icmp_echo_replied.load(r);
+        c.faults_injected = self.faults_injected.load(r);
         for (value, slot) in c.drops.iter_mut().zip(self.drops.iter()) {
             *value = slot.load(r);
         }
@@ -140,6 +144,7 @@ mod tests {
         c.tx_packets = 7;
         c.drops[DropReason::NoService as usize] = 2;
         c.redirects = 1;
+        c.faults_injected = 6;
         c.services[2].conns = 5;
         c.services[2].live = 3;
         shared.publish(&c, 4);
