@@ -23,6 +23,7 @@ use crate::dataplane::conn::{
     tcp_flags, Conn, ConnError, ConnFlags, ConnId, ConnTable, ConnTableConfig, Direction, TcpState,
 };
 use crate::dataplane::counters::Counters;
+use crate::dataplane::fault::{Fault, FaultConfig, FaultCtx};
 use crate::dataplane::frame::{Frame, RxMeta};
 use crate::dataplane::laddr::{partition_mask, LaddrError, LaddrPool, PortPolicy};
 use crate::dataplane::parse::{
@@ -92,6 +93,8 @@ pub struct Worker {
     policies: Policies,
     tunnel: TunnelConfig,
     counters: Counters,
+    /// The configured fault, if any (testing the harness; see [`crate::dataplane::fault`]).
+    fault: Option<Box<Fault>>,
     /// Finds the owner of a NAT reply or ICMP error without connection here.
     owner_rss: Option<OwnerRss>,
     /// The RSS-aware policy's reply-port model, when `owner_rss` maps that port's queues.
@@ -155,6 +158,7 @@ impl Worker {
             policies: cfg.policies,
             tunnel: cfg.tunnel,
             counters: Counters::new(cfg.max_services),
+            fault: cfg.fault.map(|f| Box::new(Fault::new(f, &cfg.services))),
             owner_rss: cfg.owner_rss,
             reply_model,
             offered: offered.to_vec(),
@@ -229,6 +233,11 @@ impl Worker {
         self.conns.len()
     }
 
+    /// The fault this worker injects, if any.
+    pub fn fault(&self) -> Option<FaultConfig> {
+        self.fault.as_ref().map(|f| f.config())
+    }
+
     /// The local port pool (for statistics).
     pub fn laddr_pool(&self) -> &LaddrPool {
         &self.pool
@@ -251,10 +260,19 @@ impl Worker {
     pub fn process(&mut self, now: Nanos, frame: &mut Frame<'_>, meta: &RxMeta) -> Verdict {
         self.counters.rx_packets += 1;
         self.counters.rx_bytes += frame.len() as u64;
-        let v = match self.dispatch(now, frame, meta) {
+        let mut v = match self.dispatch(now, frame, meta) {
             Ok(v) => v,
             Err(r) => Verdict::Drop(r),
         };
+        if let Some(fault) = self.fault.as_deref_mut() {
+            let ctx = FaultCtx {
+                ports: &self.ports,
+                laddrs: &self.laddrs,
+                worker: self.id,
+                workers: self.workers,
+            };
+            v = fault.inject(v, frame, &ctx, &mut self.counters);
+        }
         match v {
             Verdict::Tx { .. } => {
                 self.counters.tx_packets += 1;

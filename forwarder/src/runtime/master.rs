@@ -14,7 +14,7 @@ use dpdk::{Burst, Mbuf, Mempool};
 
 use crate::control::config::{Mode as CfgMode, Proto as CfgProto, Scheduler};
 use crate::control::metrics::{
-    MetricsServer, PortStats as MetricsPort, ServiceStats, StatsSnapshot,
+    FaultStats, MetricsServer, PortStats as MetricsPort, ServiceStats, StatsSnapshot,
     WorkerStats as MetricsWorker,
 };
 use crate::control::proto::{
@@ -25,6 +25,7 @@ use crate::control::server::ControlServer;
 use crate::dataplane::config::{ConfigChange, Mode, RealServerConfig, ServiceConfig, ServiceKey};
 use crate::dataplane::conn::TcpState;
 use crate::dataplane::counters::Counters;
+use crate::dataplane::fault::FaultConfig;
 use crate::dataplane::sched::maglev::Maglev;
 use crate::dataplane::sched::SchedKind;
 use crate::dataplane::types::Proto;
@@ -90,6 +91,8 @@ pub struct Master {
     slots: Vec<(ServiceKey, usize)>,
     server: Option<ControlServer>,
     metrics: Option<MetricsServer>,
+    /// The fault the workers inject, if any (shown in `stats` and metrics).
+    fault: Option<FaultConfig>,
 }
 
 /// The master's copy of what it told the workers, for listing.
@@ -174,6 +177,21 @@ impl Master {
             ),
             None => None,
         };
+        if let Some(f) = plan.dataplane.fault {
+            for line in [
+                "*****************************************************************".to_owned(),
+                format!(
+                    "WARNING: FAULT INJECTION IS ON: {} on every {} eligible packets of each worker.",
+                    f.kind, f.every
+                ),
+                "This forwarder is broken on purpose (to test the harness); remove the"
+                    .to_owned(),
+                "[fault] section of its configuration to forward correctly.".to_owned(),
+                "*****************************************************************".to_owned(),
+            ] {
+                eprintln!("forwarder: {line}");
+            }
+        }
         let ports = open
             .iter()
             .map(|p| MasterPort {
@@ -202,6 +220,7 @@ impl Master {
             slots: Vec::new(),
             server,
             metrics,
+            fault: plan.dataplane.fault,
         })
     }
 
@@ -458,6 +477,7 @@ impl Master {
                     "live_conns": w.live_conns,
                     "toa_inserted": w.dp.toa_inserted,
                     "toa_skipped": w.dp.toa_skipped,
+                    "faults_injected": w.dp.faults_injected,
                     "drops": drops,
                     "tx_full": w.tx_full,
                     "redirect_full": w.redirect_full,
@@ -490,6 +510,7 @@ impl Master {
             "arp_replies": self.arp_replies,
             "announcements": self.announced,
             "control_dropped": self.control_dropped,
+            "fault": serde_json::to_value(self.fault_stats(&self.worker_stats())).unwrap_or_default(),
             "workers": workers,
         })
     }
@@ -868,6 +889,21 @@ impl Master {
             .collect())
     }
 
+    /// The injected fault and its counts, `None` when off.
+    fn fault_stats(&self, workers: &[WorkerStats]) -> Option<FaultStats> {
+        let f = self.fault?;
+        let by_worker: Vec<(u16, u64)> = workers
+            .iter()
+            .map(|w| (w.worker, w.dp.faults_injected))
+            .collect();
+        Some(FaultStats {
+            kind: f.kind.name().to_owned(),
+            every: f.every,
+            injected: by_worker.iter().map(|&(_, n)| n).sum(),
+            by_worker,
+        })
+    }
+
     /// Counters for `stats`, the metrics endpoint and telemetry.
     pub fn snapshot(&self) -> StatsSnapshot {
         let workers: Vec<WorkerStats> = self.worker_stats();
@@ -927,6 +963,7 @@ impl Master {
             })
             .collect();
         StatsSnapshot {
+            fault: self.fault_stats(&workers),
             steering: self.steering.to_string(),
             workers: workers
                 .iter()

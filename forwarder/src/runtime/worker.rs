@@ -274,6 +274,16 @@ impl WorkerCtx {
                 Verdict::Drop(_) => drop(m),
                 Verdict::Redirect(owner) => {
                     m.set_port(port);
+                    // The frame is untouched, except when a `wrong_worker` fault hands a
+                    // rewritten one over (which may have grown).
+                    if m.set_data_range(head, len).is_err() {
+                        self.link
+                            .counters
+                            .runtime
+                            .chained
+                            .fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
                     let ring = self
                         .redirect_out
                         .get_mut(usize::from(owner))
