@@ -148,7 +148,25 @@ fn tcp_frame(
     flags: &str,
     payload: &[u8],
 ) -> Result<Vec<u8>, String> {
+    tcp_frame_opts(h, sport, dport, seq, ack, flags, &[], payload)
+}
+
+/// [`tcp_frame`] with TCP option bytes (a multiple of 4, at most 40).
+#[allow(clippy::too_many_arguments)]
+fn tcp_frame_opts(
+    h: Hdr,
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: &str,
+    options: &[u8],
+    payload: &[u8],
+) -> Result<Vec<u8>, String> {
     let mut b = ip_step(h)?.tcp(sport, dport, seq, 64240);
+    if !options.is_empty() {
+        b = b.options_raw(options).map_err(|e| e.to_string())?;
+    }
     for f in flags.chars() {
         b = match f {
             'S' => b.syn(),
@@ -1144,6 +1162,304 @@ fn malformed() -> Result<Capture, GenError> {
     Ok(finish(NAME, s, packets))
 }
 
+/// TCP option bytes for the TOA captures: each a multiple of 4 bytes.
+mod opts {
+    /// MSS 1460, SACK permitted, timestamps, NOP, window scale 7 (20 bytes): a SYN's.
+    pub const SYN: [u8; 20] = [
+        2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+    ];
+    /// NOP, NOP, timestamps (12 bytes): TOA fits beside them as they are.
+    pub const TS: [u8; 12] = [1, 1, 8, 10, 0, 0, 0, 2, 0x10, 0, 0, 1];
+    /// NOP, NOP, timestamps, NOP, NOP, one SACK block (24 bytes): an IPv6 client's TOA
+    /// (20) fits only once the NOPs are dropped.
+    pub const TS_SACK1: [u8; 24] = [
+        1, 1, 8, 10, 0, 0, 0, 3, 0x10, 0, 0, 1, 1, 1, 5, 10, 0, 0, 0x10, 0, 0, 0, 0x20, 0,
+    ];
+    /// NOP, NOP, timestamps, NOP, NOP, three SACK blocks (40 bytes): no room for TOA even
+    /// without the NOPs, so it is skipped.
+    pub const TS_SACK3: [u8; 40] = [
+        1, 1, 8, 10, 0, 0, 0, 4, 0x10, 0, 0, 1, 1, 1, 5, 26, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 0, 0,
+        0x30, 0, 0, 0, 0x40, 0, 0, 0, 0x50, 0, 0, 0, 0x60, 0,
+    ];
+}
+
+/// A TCP session whose segments carry options: SYN with `syn`, then the handshake ACK
+/// and one data segment per entry of `segments`, FIN and the last ACK.
+fn tcp_session_opts(
+    rng: &mut Rng,
+    client: SocketAddr,
+    vip: SocketAddr,
+    syn: &[u8],
+    segments: &[&[u8]],
+) -> Vec<Planned> {
+    let h = Hdr {
+        src: client.ip(),
+        dst: vip.ip(),
+        ttl: 64,
+        vlan: None,
+    };
+    let (cp, vp) = (client.port(), vip.port());
+    let isn = rng.u32();
+    let ack = SERVER_ISN.wrapping_add(1);
+    let mut seq = isn.wrapping_add(1);
+    let mut out: Vec<Planned> = vec![(tcp_frame_opts(h, cp, vp, isn, 0, "S", syn, &[]), None)];
+    for (i, o) in segments.iter().enumerate() {
+        if i == 0 {
+            out.push((tcp_frame_opts(h, cp, vp, seq, ack, "A", o, &[]), None));
+        }
+        let len = usize::try_from(rng.range(1, 200)).unwrap_or(1);
+        let payload = rng.bytes(len);
+        out.push((tcp_frame_opts(h, cp, vp, seq, ack, "PA", o, &payload), None));
+        seq = seq.wrapping_add(len as u32);
+    }
+    out.push((tcp_frame(h, cp, vp, seq, ack, "FA", &[]), None));
+    out.push((
+        tcp_frame(
+            h,
+            cp,
+            vp,
+            seq.wrapping_add(1),
+            ack.wrapping_add(1),
+            "A",
+            &[],
+        ),
+        None,
+    ));
+    out
+}
+
+/// TOA: FULLNAT TCP services with TOA on, for IPv4 and IPv6 clients; sessions with
+/// options beside TOA (as they are, after dropping NOPs, and no room at all); a NAT64
+/// service with TOA on (the forwarder inserts none across families) and a service with
+/// TOA off.
+fn fullnat_toa() -> Result<Capture, GenError> {
+    const NAME: &str = "fullnat_toa";
+    let mut plan = Plan::new(NAME, 9);
+    let vip4 = sa(v4(10, 0, 0, 110), 80);
+    let vip4_off = sa(v4(10, 0, 0, 111), 80);
+    let vip6 = sa(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x110]), 80);
+    let vip64 = sa(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x110]), 8080);
+    let client6 = |i: usize| {
+        v6([
+            0x2001,
+            0xdb8,
+            0xc2,
+            0,
+            0,
+            0,
+            0,
+            u16::try_from(i + 1).unwrap_or(1),
+        ])
+    };
+    mixed_sessions(&mut plan, 8, vip4, client4, None);
+    mixed_sessions(&mut plan, 6, vip6, client6, None);
+    mixed_sessions(&mut plan, 3, vip64, |i| client6(i + 50), None);
+    mixed_sessions(&mut plan, 3, vip4_off, |i| client4(i + 50), None);
+    for (i, (client, vip, segments)) in [
+        (client4(100), vip4, vec![&opts::TS[..], &opts::TS[..]]),
+        (client4(101), vip4, vec![&opts::TS[..], &opts::TS_SACK3[..]]),
+        (client6(100), vip6, vec![&opts::TS_SACK1[..], &opts::TS[..]]),
+        (client6(101), vip6, vec![&opts::TS[..], &opts::TS_SACK3[..]]),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let port = 45000 + u16::try_from(i).unwrap_or(0);
+        let packets = tcp_session_opts(&mut plan.rng, sa(client, port), vip, &opts::SYN, &segments);
+        plan.session(packets);
+    }
+    let packets = plan.finish(Vec::new())?;
+    let mut s = scenario(
+        NAME,
+        "TOA (TCP option 254) from the handshake-completing ACK until the server sends data: \
+         IPv4 and IPv6 clients, options beside it, no room for it, NAT64 and a service without it",
+        vec![
+            v4(192, 168, 100, 1),
+            v6([0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1]),
+        ],
+        2,
+        vec![
+            service(
+                vip4,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Rr,
+                &[
+                    (sa(v4(192, 168, 1, 40), 8080), 1),
+                    (sa(v4(192, 168, 1, 41), 8080), 1),
+                ],
+            ),
+            service(
+                vip6,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Rr,
+                &[
+                    (sa(v6([0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x40]), 8080), 1),
+                    (sa(v6([0x2001, 0xdb8, 1, 0, 0, 0, 0, 0x41]), 8080), 1),
+                ],
+            ),
+            service(
+                vip64,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Rr,
+                &[(sa(v4(192, 168, 1, 42), 8080), 1)],
+            ),
+            service(
+                vip4_off,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Rr,
+                &[(sa(v4(192, 168, 1, 43), 8080), 1)],
+            ),
+        ],
+    );
+    for svc in s.services.iter_mut().take(3) {
+        svc.toa = true;
+    }
+    Ok(finish(NAME, s, packets))
+}
+
+/// `n` UDP flows of one datagram each to `vip`, from `clients` addresses (`ports`
+/// source ports each).
+fn udp_flows(plan: &mut Plan, vip: SocketAddr, clients: usize, ports: usize, first: usize) {
+    for i in 0..clients {
+        for _ in 0..ports {
+            let h = Hdr {
+                src: client4(first + i),
+                dst: vip.ip(),
+                ttl: 64,
+                vlan: None,
+            };
+            let port = plan.rng.port();
+            let len = usize::try_from(plan.rng.range(8, 64)).unwrap_or(8);
+            let payload = plan.rng.bytes(len);
+            plan.session(vec![(udp_frame(h, port, vip.port(), &payload), None)]);
+        }
+    }
+}
+
+/// Short TCP sessions (SYN, ACK, RST) of `n` clients to `vip`.
+fn short_sessions(plan: &mut Plan, n: usize, vip: SocketAddr, client: impl Fn(usize) -> IpAddr) {
+    for i in 0..n {
+        let port = plan.rng.port();
+        let session = Session {
+            client: sa(client(i), port),
+            vip,
+            vlan: None,
+            close: Close::Rst,
+            retransmit_syn: false,
+            retransmit_data: false,
+            segments: 0,
+        };
+        let packets = tcp_session(&mut plan.rng, session);
+        plan.session(packets);
+    }
+}
+
+/// Scheduler distribution: wrr with weights 4:2:1:1 over 256 UDP flows on 4 workers
+/// (8 wrr periods each), rr over 60 TCP sessions, sh over 20 clients with 3 flows each.
+fn sched_wrr() -> Result<Capture, GenError> {
+    const NAME: &str = "sched_wrr";
+    let mut plan = Plan::new(NAME, 10);
+    let wrr = sa(v4(10, 0, 0, 120), 53);
+    let rr = sa(v4(10, 0, 0, 121), 80);
+    let sh = sa(v4(10, 0, 0, 122), 53);
+    udp_flows(&mut plan, wrr, 256, 1, 0);
+    short_sessions(&mut plan, 60, rr, |i| client4(i + 300));
+    udp_flows(&mut plan, sh, 20, 3, 400);
+    let packets = plan.finish(Vec::new())?;
+    let rs = |last: u8, port: u16, weight: u32| (sa(v4(192, 168, 2, last), port), weight);
+    let s = scenario(
+        NAME,
+        "scheduler distribution: wrr 4:2:1:1 over 256 UDP flows, rr over 60 TCP sessions, \
+         sh over 20 clients × 3 flows, on 4 workers",
+        lips4(),
+        4,
+        vec![
+            service(
+                wrr,
+                Proto::Udp,
+                Mode::Fullnat,
+                Scheduler::Wrr,
+                &[rs(10, 53, 4), rs(11, 53, 2), rs(12, 53, 1), rs(13, 53, 1)],
+            ),
+            service(
+                rr,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Rr,
+                &[rs(20, 8080, 1), rs(21, 8080, 1), rs(22, 8080, 1)],
+            ),
+            service(
+                sh,
+                Proto::Udp,
+                Mode::Fullnat,
+                Scheduler::Sh,
+                &[rs(30, 53, 1), rs(31, 53, 2), rs(32, 53, 1)],
+            ),
+        ],
+    );
+    Ok(finish(NAME, s, packets))
+}
+
+/// Maglev: 300 UDP flows over four IPv4 servers weighted 1:2:3:4, and 60 IPv6 TCP
+/// sessions over three servers; every connection's server must be the table's pick.
+fn sched_maglev() -> Result<Capture, GenError> {
+    const NAME: &str = "sched_maglev";
+    let mut plan = Plan::new(NAME, 11);
+    let udp = sa(v4(10, 0, 0, 130), 53);
+    let tcp6 = sa(v6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x130]), 443);
+    udp_flows(&mut plan, udp, 300, 1, 0);
+    short_sessions(&mut plan, 60, tcp6, |i| {
+        v6([
+            0x2001,
+            0xdb8,
+            0xc3,
+            0,
+            0,
+            0,
+            u16::try_from(i / 256).unwrap_or(0),
+            u16::try_from(i % 256 + 1).unwrap_or(1),
+        ])
+    });
+    let packets = plan.finish(Vec::new())?;
+    let rs6 = |last: u16| (sa(v6([0x2001, 0xdb8, 2, 0, 0, 0, 0, last]), 8443), 1);
+    let s = scenario(
+        NAME,
+        "Maglev (65537-slot table): 300 UDP flows over servers weighted 1:2:3:4, 60 IPv6 TCP \
+         sessions over three servers",
+        vec![
+            v4(192, 168, 100, 1),
+            v6([0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 1]),
+        ],
+        4,
+        vec![
+            service(
+                udp,
+                Proto::Udp,
+                Mode::Fullnat,
+                Scheduler::Maglev,
+                &[
+                    (sa(v4(192, 168, 3, 10), 53), 1),
+                    (sa(v4(192, 168, 3, 11), 53), 2),
+                    (sa(v4(192, 168, 3, 12), 53), 3),
+                    (sa(v4(192, 168, 3, 13), 53), 4),
+                ],
+            ),
+            service(
+                tcp6,
+                Proto::Tcp,
+                Mode::Fullnat,
+                Scheduler::Maglev,
+                &[rs6(0x10), rs6(0x11), rs6(0x12)],
+            ),
+        ],
+    );
+    Ok(finish(NAME, s, packets))
+}
+
 /// Every standard capture, in a fixed order.
 pub fn standard() -> Result<Vec<Capture>, GenError> {
     Ok(vec![
@@ -1155,6 +1471,9 @@ pub fn standard() -> Result<Vec<Capture>, GenError> {
         vlan()?,
         fragments()?,
         malformed()?,
+        fullnat_toa()?,
+        sched_wrr()?,
+        sched_maglev()?,
     ])
 }
 

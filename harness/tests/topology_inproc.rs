@@ -20,25 +20,31 @@ fn run(name: &str, edit: impl FnOnce(&mut Scenario)) -> TopologyResult {
     inproc::run(&file, &scenario).expect("the in-process topology runs")
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 11] = [
     "fragments",
     "fullnat_tcp",
+    "fullnat_toa",
     "fullnat_udp",
     "icmp_errors",
     "ipv6",
     "malformed",
     "nat_tcp",
+    "sched_maglev",
+    "sched_wrr",
     "vlan",
 ];
 
 #[rstest]
 #[case::fragments("fragments")]
 #[case::fullnat_tcp("fullnat_tcp")]
+#[case::fullnat_toa("fullnat_toa")]
 #[case::fullnat_udp("fullnat_udp")]
 #[case::icmp_errors("icmp_errors")]
 #[case::ipv6("ipv6")]
 #[case::malformed("malformed")]
 #[case::nat_tcp("nat_tcp")]
+#[case::sched_maglev("sched_maglev")]
+#[case::sched_wrr("sched_wrr")]
 #[case::vlan("vlan")]
 fn committed_scenario_passes_in_process(#[case] name: &str) {
     let r = run(name, |_| {});
