@@ -1036,8 +1036,128 @@ mod tests {
             Err(ChecksumError::Mismatch(m)) => assert_eq!(m.kind, kind),
             other => panic!("{other:?}"),
         }
+        // The in-place sum over a parsed packet says the same, with the same values.
+        let info = crate::packet::PacketInfo::parse(&f).unwrap();
+        assert_eq!(
+            checksums_valid_parsed(&f, info.net.as_ref().unwrap()),
+            checksums_valid(&f)
+        );
         fix_checksums(&mut f);
         checksums_valid(&f).unwrap();
+    }
+
+    #[test]
+    fn in_place_sums_match_the_copying_ones() {
+        for f in frames() {
+            let info = crate::packet::PacketInfo::parse(&f).unwrap();
+            checksums_valid_parsed(&f, info.net.as_ref().unwrap()).unwrap();
+        }
+        for len in 0..40 {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(
+                fold(wide_sum(0, &data)),
+                ones_complement_sum(0, &data),
+                "{len}"
+            );
+            assert_eq!(
+                checksum_without(0, &data, 2.min(len & !1)),
+                {
+                    let mut z = data.clone();
+                    let at = 2.min(len & !1);
+                    for b in z.iter_mut().skip(at).take(2) {
+                        *b = 0;
+                    }
+                    internet_checksum(0, &z)
+                },
+                "{len}"
+            );
+        }
+        assert_eq!(fold(wide_sum(0, &[0; 8])), 0);
+        assert_eq!(fold(wide_sum(0, &[0xff; 8])), 0xffff);
+    }
+
+    #[test]
+    fn option_walk_and_significant_options() {
+        let opts = [
+            1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 254, 8, 0, 80, 10, 0, 0, 1, 2, 4, 5, 0xb4,
+        ];
+        let kinds: Vec<u8> = tcp_options(&opts).map(|o| o.unwrap().kind).collect();
+        assert_eq!(kinds, [1, 1, 8, 254, 2]);
+        let sig = OptionBytes::significant(&opts).unwrap();
+        assert_eq!(
+            sig.as_slice(),
+            &[8, 10, 0, 0, 0, 1, 0, 0, 0, 2, 2, 4, 5, 0xb4]
+        );
+        assert_eq!(sig.mss(), Some(1460));
+        assert_eq!(sig.with_mss(1452).mss(), Some(1452));
+        assert_eq!(sig.to_string(), "080a0000000100000002 020405b4");
+        // End of option list stops the walk; a length past the end is an error.
+        assert_eq!(tcp_options(&[0, 2, 4, 5, 0xb4]).count(), 0);
+        assert_eq!(tcp_options(&[2, 9, 0]).next(), Some(Err(0)));
+        assert!(OptionBytes::significant(&[1, 3, 1]).is_none());
+        assert_eq!(
+            toa_option("172.16.0.1".parse().unwrap(), 40000).as_slice(),
+            &[254, 8, 0x9c, 0x40, 172, 16, 0, 1]
+        );
+        assert_eq!(
+            toa_option("2001:db8::1".parse().unwrap(), 1)
+                .as_slice()
+                .len(),
+            20
+        );
+    }
+
+    #[test]
+    fn round_robin_balance() {
+        assert!(rr_balanced(&[3, 3, 2]));
+        assert!(rr_balanced(&[]));
+        assert!(!rr_balanced(&[4, 2, 3]));
+    }
+
+    #[test]
+    fn weighted_round_robin_tolerance() {
+        // LVS interleaved wrr 3:2:1 picks 0,0,1,0,1,2 per period: every prefix passes.
+        let period = [0usize, 0, 1, 0, 1, 2];
+        let mut counts = [0usize; 3];
+        for k in 0..30 {
+            counts[period[k % 6]] += 1;
+            assert!(wrr_outliers(&[3, 2, 1], &counts).is_empty(), "{counts:?}");
+        }
+        assert_eq!(wrr_period(&[3, 2, 1]), 6);
+        assert_eq!(wrr_period(&[4, 2, 2]), 4);
+        // Plain round robin on a 3:2:1 service: server 2 gets twice its share.
+        let out = wrr_outliers(&[3, 2, 1], &[10, 10, 10]);
+        assert_eq!(out.iter().map(|o| o.index).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!((out[1].expected, out[1].tolerance), (5.0, 1.0));
+        // A weight of zero takes no connection and is not judged.
+        assert!(wrr_outliers(&[2, 0, 2], &[5, 0, 5]).is_empty());
+    }
+
+    #[test]
+    fn maglev_table_shares() {
+        let addrs: Vec<std::net::SocketAddr> = (0..7)
+            .map(|i| format!("10.1.0.{i}:80").parse().unwrap())
+            .collect();
+        let equal: Vec<_> = addrs.iter().map(|&a| (a, 1)).collect();
+        let t = MaglevTable::new(251, &equal).unwrap();
+        for c in t.shares(7) {
+            assert!(c == 251 / 7 || c == 251 / 7 + 1, "{c}");
+        }
+        let weighted: Vec<_> = addrs.iter().zip(1..).map(|(&a, w)| (a, w)).collect();
+        let t = MaglevTable::new(MAGLEV_TABLE_SIZE, &weighted).unwrap();
+        let m = f64::from(MAGLEV_TABLE_SIZE);
+        for (i, c) in t.shares(7).into_iter().enumerate() {
+            let want = m * (i + 1) as f64 / 28.0;
+            assert!((c as f64 - want).abs() <= m * 0.001, "{i}: {c} vs {want}");
+        }
+        // Order of the list does not matter, only names and weights.
+        let mut rev = weighted.clone();
+        rev.reverse();
+        let r = MaglevTable::new(MAGLEV_TABLE_SIZE, &rev).unwrap();
+        for h in [0u64, 1 << 40, u64::MAX, 0x1234_5678_9abc_def0] {
+            assert_eq!(t.pick(h), 6 - r.pick(h));
+        }
+        assert!(MaglevTable::new(251, &[(addrs[0], 0)]).is_none());
     }
 
     #[test]

@@ -2305,6 +2305,527 @@ addr = "10.1.0.10:80"
         assert!(text.contains("[verdict] input #0: verdict"), "{text}");
     }
 
+    const TOA_SCENARIO: &str = r#"name = "toa"
+input = "none.pcap"
+local_addresses = ["192.168.100.1"]
+
+[[service]]
+vip = "10.0.0.100:80"
+proto = "tcp"
+mode = "fullnat"
+toa = true
+
+[[service.real_server]]
+addr = "192.168.1.10:8080"
+"#;
+
+    /// The server's ISN in the TOA tests.
+    const ISN: u32 = 0x1000_0000;
+    /// MSS 1460.
+    const MSS_1460: [u8; 4] = [2, 4, 0x05, 0xb4];
+    /// MSS 1452: 1460 less an IPv4 client's TOA.
+    const MSS_1452: [u8; 4] = [2, 4, 0x05, 0xac];
+    /// TOA for 172.16.0.1:40000.
+    const TOA_CLIENT: [u8; 8] = [254, 8, 0x9c, 0x40, 172, 16, 0, 1];
+
+    /// A TCP frame with sequence and acknowledgment numbers and raw options.
+    #[allow(clippy::too_many_arguments)]
+    fn seg(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        ttl: u8,
+        flags: &str,
+        (seq, ack): (u32, u32),
+        options: &[u8],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(src, dst, ttl)
+            .tcp(sport, dport, seq, 65535);
+        if flags.contains('S') {
+            b = b.syn();
+        }
+        if flags.contains('A') {
+            b = b.ack(ack);
+        }
+        if flags.contains('P') {
+            b = b.psh();
+        }
+        if flags.contains('R') {
+            b = b.rst();
+        }
+        if !options.is_empty() {
+            b = b.options_raw(options).unwrap();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    /// The balancer's output for the client's handshake-completing ACK, written by hand:
+    /// TOA carrying 172.16.0.1:40000 as the only option.
+    #[rustfmt::skip]
+    fn toa_ack_fixture() -> Vec<u8> {
+        let mut f = vec![
+            // Ethernet: destination, source, IPv4
+            4, 4, 4, 4, 4, 4,  2, 2, 2, 2, 2, 2,  0x08, 0x00,
+            // IPv4: IHL 5, total length 48, id 0, DF, TTL 63, TCP, checksum (fixed below)
+            0x45, 0, 0, 48,  0, 0, 0x40, 0,  63, 6, 0, 0,
+            // 192.168.100.1 → 192.168.1.10
+            192, 168, 100, 1,  192, 168, 1, 10,
+            // TCP: 2000 → 8080, seq 1001, ack = server ISN + 1
+            0x07, 0xd0, 0x1f, 0x90,  0, 0, 0x03, 0xe9,  0x10, 0, 0, 1,
+            // data offset 7 (28 bytes), ACK, window 65535, checksum (fixed below), urgent
+            0x70, 0x10, 0xff, 0xff,  0, 0, 0, 0,
+            // TOA: kind 254, length 8, port 40000, 172.16.0.1
+            254, 8, 0x9c, 0x40,  172, 16, 0, 1,
+        ];
+        checks::fix_checksums(&mut f);
+        f
+    }
+
+    fn toa_checker() -> Checker {
+        Checker::new(&Scenario::parse(TOA_SCENARIO, Path::new("toa.toml")).unwrap())
+    }
+
+    /// SYN, SYN-ACK (MSS lowered) and the handshake-completing ACK (with TOA).
+    fn toa_handshake(c: &mut Checker) {
+        c.observe_input(
+            &seg(CLIENT, 40000, VIP, 80, 64, "S", (1000, 0), &MSS_1460, b""),
+            0,
+        );
+        c.observe_output(
+            &seg(LIP, 2000, RS, 8080, 63, "S", (1000, 0), &MSS_1460, b""),
+            0,
+        );
+        c.observe_input(
+            &seg(RS, 8080, LIP, 2000, 64, "SA", (ISN, 1001), &MSS_1460, b""),
+            0,
+        );
+        c.observe_output(
+            &seg(
+                VIP,
+                80,
+                CLIENT,
+                40000,
+                63,
+                "SA",
+                (ISN, 1001),
+                &MSS_1452,
+                b"",
+            ),
+            0,
+        );
+        c.observe_input(
+            &seg(CLIENT, 40000, VIP, 80, 64, "A", (1001, ISN + 1), &[], b""),
+            0,
+        );
+    }
+
+    #[test]
+    fn toa_where_it_belongs_passes() {
+        let mut c = toa_checker();
+        toa_handshake(&mut c);
+        c.observe_output(&toa_ack_fixture(), 0);
+        // Data before the server sent any: TOA ahead of the client's timestamps.
+        let ts = [1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1];
+        c.observe_input(
+            &seg(
+                CLIENT,
+                40000,
+                VIP,
+                80,
+                64,
+                "PA",
+                (1001, ISN + 1),
+                &ts,
+                b"GET /",
+            ),
+            0,
+        );
+        let with_toa = [&TOA_CLIENT[..], &ts[..]].concat();
+        c.observe_output(
+            &seg(
+                LIP,
+                2000,
+                RS,
+                8080,
+                63,
+                "PA",
+                (1001, ISN + 1),
+                &with_toa,
+                b"GET /",
+            ),
+            0,
+        );
+        // The server answers with data; the client's next ACK has no TOA.
+        c.observe_input(
+            &seg(
+                RS,
+                8080,
+                LIP,
+                2000,
+                64,
+                "PA",
+                (ISN + 1, 1006),
+                &[],
+                b"200 OK",
+            ),
+            0,
+        );
+        c.observe_output(
+            &seg(
+                VIP,
+                80,
+                CLIENT,
+                40000,
+                63,
+                "PA",
+                (ISN + 1, 1006),
+                &[],
+                b"200 OK",
+            ),
+            0,
+        );
+        c.observe_input(
+            &seg(CLIENT, 40000, VIP, 80, 64, "A", (1006, ISN + 7), &[], b""),
+            0,
+        );
+        c.observe_output(
+            &seg(LIP, 2000, RS, 8080, 63, "A", (1006, ISN + 7), &[], b""),
+            0,
+        );
+        let report = c.finish();
+        assert!(report.passed(), "{:#?}", report.failures);
+    }
+
+    #[test]
+    fn toa_is_skipped_when_the_options_leave_no_room() {
+        // Timestamps and three SACK blocks: 36 bytes without the NOPs, no room for 8.
+        #[rustfmt::skip]
+        let full = [
+            1, 1, 8, 10, 0, 0, 0, 2, 0, 0, 0, 1,
+            1, 1, 5, 26, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5, 0, 0, 0, 6,
+        ];
+        let mut c = toa_checker();
+        toa_handshake(&mut c);
+        c.observe_output(&toa_ack_fixture(), 0);
+        c.observe_input(
+            &seg(
+                CLIENT,
+                40000,
+                VIP,
+                80,
+                64,
+                "PA",
+                (1001, ISN + 1),
+                &full,
+                b"x",
+            ),
+            0,
+        );
+        c.observe_output(
+            &seg(LIP, 2000, RS, 8080, 63, "PA", (1001, ISN + 1), &full, b"x"),
+            0,
+        );
+        let report = c.finish();
+        assert!(report.passed(), "{:#?}", report.failures);
+    }
+
+    /// Each wrong output of the handshake-completing ACK or around it, and the field
+    /// that must name it.
+    #[rstest]
+    #[case::missing(seg(LIP, 2000, RS, 8080, 63, "A", (1001, ISN + 1), &[], b""), "tcp.options.toa")]
+    #[case::wrong_address(
+        seg(LIP, 2000, RS, 8080, 63, "A", (1001, ISN + 1), &[254, 8, 0x9c, 0x40, 172, 16, 0, 9], b""),
+        "tcp.options.toa.addr"
+    )]
+    #[case::wrong_port(
+        seg(LIP, 2000, RS, 8080, 63, "A", (1001, ISN + 1), &[254, 8, 0x9c, 0x41, 172, 16, 0, 1], b""),
+        "tcp.options.toa.port"
+    )]
+    #[case::not_first(
+        seg(LIP, 2000, RS, 8080, 63, "A", (1001, ISN + 1), &[1, 1, 1, 1, 254, 8, 0x9c, 0x40, 172, 16, 0, 1], b""),
+        "tcp.options.toa.position"
+    )]
+    fn a_wrong_toa_on_the_ack_fails(#[case] output: Vec<u8>, #[case] field: &str) {
+        let mut c = toa_checker();
+        toa_handshake(&mut c);
+        c.observe_output(&output, 0);
+        let report = c.finish();
+        assert_eq!(failures(&report), vec![(Check::Toa, field.to_owned())]);
+        assert_eq!(report.mismatches.len(), 1);
+    }
+
+    #[test]
+    fn toa_on_the_syn_fails() {
+        let mut c = toa_checker();
+        c.observe_input(
+            &seg(CLIENT, 40000, VIP, 80, 64, "S", (1000, 0), &MSS_1460, b""),
+            0,
+        );
+        let with_toa = [&TOA_CLIENT[..], &MSS_1460[..]].concat();
+        c.observe_output(
+            &seg(LIP, 2000, RS, 8080, 63, "S", (1000, 0), &with_toa, b""),
+            0,
+        );
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![(Check::Toa, "tcp.options.toa".to_owned())]
+        );
+        assert!(
+            report.failures[0].expected.contains("a SYN"),
+            "{}",
+            report.failures[0]
+        );
+    }
+
+    #[test]
+    fn toa_after_the_server_sent_data_fails() {
+        let mut c = toa_checker();
+        toa_handshake(&mut c);
+        c.observe_output(&toa_ack_fixture(), 0);
+        c.observe_input(
+            &seg(
+                RS,
+                8080,
+                LIP,
+                2000,
+                64,
+                "PA",
+                (ISN + 1, 1001),
+                &[],
+                b"hello",
+            ),
+            0,
+        );
+        c.observe_output(
+            &seg(
+                VIP,
+                80,
+                CLIENT,
+                40000,
+                63,
+                "PA",
+                (ISN + 1, 1001),
+                &[],
+                b"hello",
+            ),
+            0,
+        );
+        // Still acknowledging ISN + 1 (the data not yet), but the server has spoken.
+        c.observe_input(
+            &seg(
+                CLIENT,
+                40000,
+                VIP,
+                80,
+                64,
+                "PA",
+                (1001, ISN + 1),
+                &[],
+                b"more",
+            ),
+            0,
+        );
+        c.observe_output(
+            &seg(
+                LIP,
+                2000,
+                RS,
+                8080,
+                63,
+                "PA",
+                (1001, ISN + 1),
+                &TOA_CLIENT,
+                b"more",
+            ),
+            0,
+        );
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![(Check::Toa, "tcp.options.toa".to_owned())]
+        );
+        assert!(
+            report.failures[0].expected.contains("sent data"),
+            "{}",
+            report.failures[0]
+        );
+    }
+
+    #[test]
+    fn an_unlowered_mss_and_a_dropped_option_fail() {
+        let mut c = toa_checker();
+        c.observe_input(
+            &seg(CLIENT, 40000, VIP, 80, 64, "S", (1000, 0), &MSS_1460, b""),
+            0,
+        );
+        // The SYN loses its MSS on the way to the server.
+        c.observe_output(&seg(LIP, 2000, RS, 8080, 63, "S", (1000, 0), &[], b""), 0);
+        c.observe_input(
+            &seg(RS, 8080, LIP, 2000, 64, "SA", (ISN, 1001), &MSS_1460, b""),
+            0,
+        );
+        // The SYN-ACK keeps the server's MSS: no room left for TOA in full segments.
+        c.observe_output(
+            &seg(
+                VIP,
+                80,
+                CLIENT,
+                40000,
+                63,
+                "SA",
+                (ISN, 1001),
+                &MSS_1460,
+                b"",
+            ),
+            0,
+        );
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![
+                (Check::Toa, "tcp.options".to_owned()),
+                (Check::Toa, "tcp.options.mss".to_owned())
+            ]
+        );
+        assert_eq!(report.failures[1].got, "1460");
+    }
+
+    #[test]
+    fn toa_on_a_service_without_it_fails() {
+        let mut c = Checker::new(&scenario());
+        good_session(&mut c);
+        c.observe_input(&tcp(CLIENT, 40000, VIP, 80, 64, "A", b""), 0);
+        let mut out = seg(LIP, 2000, RS, 8080, 63, "A", (1000, 1), &TOA_CLIENT, b"");
+        checks::fix_checksums(&mut out);
+        c.observe_output(&out, 0);
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![(Check::Toa, "tcp.options.toa".to_owned())]
+        );
+    }
+
+    /// Connections of client ports 41000.. on worker 0 to the given real servers (local
+    /// ports 3000..).
+    fn connections_to(c: &mut Checker, servers: &[[u8; 4]]) {
+        for (i, rs) in servers.iter().enumerate() {
+            let port = 41000 + i as u16;
+            let local = 3000 + i as u16;
+            c.observe_input(&tcp(CLIENT, port, VIP, 80, 64, "S", b""), 0);
+            c.observe_output(&tcp(LIP, local, *rs, 8080, 63, "S", b""), 0);
+        }
+    }
+
+    #[test]
+    fn round_robin_passes_and_a_skewed_one_fails() {
+        let mut c = Checker::new(&scenario());
+        connections_to(&mut c, &[RS, RS2, RS, RS2, RS]);
+        let report = c.finish();
+        assert!(report.passed(), "{:#?}", report.failures);
+
+        let mut c = Checker::new(&scenario());
+        connections_to(&mut c, &[RS, RS2, RS, RS, RS]);
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![(
+                Check::Distribution,
+                "rr.counts[10.0.0.100:80 worker 0]".to_owned()
+            )]
+        );
+        let f = &report.failures[0];
+        assert!(
+            f.got.contains("192.168.1.10:8080 4") && f.got.contains("192.168.1.11:8080 1"),
+            "{f}"
+        );
+        assert!(f.expected.contains("at most 1"), "{f}");
+    }
+
+    #[test]
+    fn round_robin_counts_each_worker_on_its_own() {
+        // Worker 0 sends two connections to RS, worker 1 two to RS2: each worker is
+        // unbalanced, the total is not.
+        let mut c = Checker::new(&scenario());
+        for (i, (rs, queue)) in [(RS, 0), (RS, 0), (RS2, 1), (RS2, 1)]
+            .into_iter()
+            .enumerate()
+        {
+            let port = 41000 + i as u16;
+            c.observe_input(&tcp(CLIENT, port, VIP, 80, 64, "S", b""), queue);
+            c.observe_output(&tcp(LIP, 3000 + i as u16, rs, 8080, 63, "S", b""), queue);
+        }
+        let report = c.finish();
+        assert_eq!(report.failures_of(Check::Distribution).len(), 2, "{report}");
+    }
+
+    #[test]
+    fn maglev_picks_are_the_tables() {
+        let text = SCENARIO.replacen(
+            "mode = \"fullnat\"",
+            "mode = \"fullnat\"\nscheduler = \"maglev\"",
+            1,
+        );
+        let scenario = Scenario::parse(&text, Path::new("m.toml")).unwrap();
+        let backends = [
+            ("192.168.1.10:8080".parse().unwrap(), 1),
+            ("192.168.1.11:8080".parse().unwrap(), 1),
+        ];
+        let table = MaglevTable::new(MAGLEV_TABLE_SIZE, &backends).unwrap();
+        let servers = [RS, RS2];
+        let mut c = Checker::new(&scenario);
+        let mut wrong = 0;
+        for i in 0..20u16 {
+            let port = 41000 + i;
+            let hash = checks::maglev_flow_hash(
+                PROTO_TCP,
+                IpAddr::from(CLIENT),
+                port,
+                IpAddr::from(VIP),
+                80,
+            );
+            let mut rs = servers[table.pick(hash)];
+            if i % 7 == 3 {
+                rs = servers[1 - table.pick(hash)];
+                wrong += 1;
+            }
+            c.observe_input(&tcp(CLIENT, port, VIP, 80, 64, "S", b""), 0);
+            c.observe_output(&tcp(LIP, 3000 + i, rs, 8080, 63, "S", b""), 0);
+        }
+        let report = c.finish();
+        let fields = failures(&report);
+        assert_eq!(fields.len(), wrong, "{report}");
+        assert!(fields
+            .iter()
+            .all(|f| *f == (Check::Distribution, "maglev.rs".to_owned())));
+        assert_eq!(report.mismatches.len(), wrong);
+    }
+
+    #[test]
+    fn source_hashing_keeps_a_client_on_one_server() {
+        let text = SCENARIO.replacen(
+            "mode = \"fullnat\"",
+            "mode = \"fullnat\"\nscheduler = \"sh\"",
+            1,
+        );
+        let scenario = Scenario::parse(&text, Path::new("sh.toml")).unwrap();
+        let mut c = Checker::new(&scenario);
+        connections_to(&mut c, &[RS2, RS2, RS]);
+        c.observe_input(&tcp(CLIENT2, 41000, VIP, 80, 64, "S", b""), 0);
+        c.observe_output(&tcp(LIP, 3100, RS, 8080, 63, "S", b""), 0);
+        let report = c.finish();
+        assert_eq!(
+            failures(&report),
+            vec![(Check::Distribution, "sh.rs".to_owned())]
+        );
+        assert_eq!(report.failures[0].packet, PacketRef::Output(2));
+    }
+
     #[test]
     fn drop_reason_names_round_trip() {
         for r in DropReason::ALL {
