@@ -11,6 +11,11 @@
 //!
 //! A topology whose prerequisite is missing (the `forwarder` binary not built) is skipped
 //! with a message; that is not a failure.
+//!
+//! `--fault KIND[:EVERY]` runs the forwarder with that fault injected on purpose (its
+//! `[fault]` switch) and turns the run into a test of the harness: it succeeds when every
+//! run in which the fault struck failed a check, and fails when one of them passed (the
+//! harness missed a broken forwarder) or when the fault never struck at all.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -19,7 +24,7 @@ use serde::Serialize;
 
 use crate::capture::{self, Frame};
 use crate::scenario::Scenario;
-use crate::topology::{inproc, pcap, Kind, TopologyResult};
+use crate::topology::{inproc, pcap, FaultConfig, ForwarderOptions, Kind, TopologyResult};
 
 /// Errors that stop a run before any result (bad arguments, unreadable scenario list).
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +61,8 @@ pub struct RunOptions {
     pub forwarder: Option<PathBuf>,
     /// Print progress and failures to stdout.
     pub verbose: bool,
+    /// A fault for the forwarder to inject (`None`: it forwards correctly).
+    pub fault: Option<FaultConfig>,
 }
 
 /// Everything a run produced.
@@ -97,14 +104,15 @@ pub fn run_one(file: &Path, kind: Kind, opts: &RunOptions) -> TopologyResult {
         Ok(s) => s,
         Err(e) => return errored(&stem, kind, e.to_string()),
     };
+    let fwd = ForwarderOptions { fault: opts.fault };
     let outcome = match kind {
-        Kind::Inproc => inproc::run(file, &scenario),
+        Kind::Inproc => inproc::run_with(file, &scenario, &fwd),
         Kind::Pcap => match pcap::find_forwarder(opts.forwarder.as_deref()) {
             Err(why) => Ok(TopologyResult::skipped(&scenario.name, kind, why)),
             Ok(bin) => {
                 // The forwarder's files stay for a failed run only.
                 let work = opts.out.join("work").join(&stem);
-                let r = pcap::run(file, &scenario, &bin, &work);
+                let r = pcap::run_with(file, &scenario, &bin, &work, &fwd);
                 if r.as_ref().is_ok_and(|r| r.passed) {
                     let _ = std::fs::remove_dir_all(&work);
                     let _ = std::fs::remove_dir(opts.out.join("work"));
@@ -247,6 +255,17 @@ pub fn render(r: &TopologyResult) -> String {
         r.known_differences.len(),
         r.millis
     ));
+    if let Some(fault) = &c.fault {
+        let verdict = match (c.faults_injected, r.passed) {
+            (0, _) => "it never struck (nothing in this scenario is eligible)",
+            (_, false) => "caught",
+            (_, true) => "NOT CAUGHT: the harness passed a broken forwarder",
+        };
+        s.push_str(&format!(
+            "    FAULT {fault} injected into {} packets: {verdict}\n",
+            c.faults_injected
+        ));
+    }
     for f in &r.failures {
         s.push_str(&format!("    {f}\n"));
     }
@@ -284,6 +303,11 @@ pub struct RunArgs {
     /// The forwarder binary (default: $L4LAB_FORWARDER, else next to this executable).
     #[arg(long)]
     pub forwarder: Option<PathBuf>,
+    /// Inject a fault into the forwarder, KIND[:EVERY] (wrong_local_port, bad_checksum,
+    /// wrong_worker, drop_packet, wrong_rs, reused_local_port; every EVERY-th eligible
+    /// packet of each worker, default 1). The run then succeeds only if the checks catch it.
+    #[arg(long, value_name = "KIND[:EVERY]")]
+    pub fault: Option<FaultConfig>,
 }
 
 /// `--topology`.
@@ -322,11 +346,42 @@ pub fn run_cli(args: &RunArgs) -> Result<(), String> {
         out,
         forwarder: args.forwarder.clone(),
         verbose: true,
+        fault: args.fault,
     };
     let summary = run_files(&files, &opts).map_err(|e| e.to_string())?;
-    if summary.passed {
-        Ok(())
+    match args.fault {
+        None if summary.passed => Ok(()),
+        None => Err("some checks failed (see above)".to_owned()),
+        Some(fault) => fault_verdict(fault, &summary),
+    }
+}
+
+/// A run with a fault: Ok when every result the fault struck failed a check.
+pub fn fault_verdict(fault: FaultConfig, summary: &RunSummary) -> Result<(), String> {
+    let struck: Vec<&TopologyResult> = summary
+        .results
+        .iter()
+        .filter(|r| r.skipped.is_none() && r.counts.faults_injected > 0)
+        .collect();
+    let missed: Vec<String> = struck
+        .iter()
+        .filter(|r| r.passed)
+        .map(|r| format!("{} ({})", r.scenario, r.topology))
+        .collect();
+    if struck.is_empty() {
+        Err(format!(
+            "fault {fault} never struck: choose a scenario with packets it applies to"
+        ))
+    } else if !missed.is_empty() {
+        Err(format!(
+            "fault {fault} was injected but the checks passed: {} (the harness misses it)",
+            missed.join(", ")
+        ))
     } else {
-        Err("some checks failed (see above)".to_owned())
+        println!(
+            "harness run: fault {fault} caught in all {} runs where it struck",
+            struck.len()
+        );
+        Ok(())
     }
 }

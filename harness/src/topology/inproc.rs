@@ -9,6 +9,10 @@
 //! RSS-aware and must need no redirect; otherwise they partition ports (DPVS sa_pool) and
 //! redirect replies to the owner. The clock advances 1 µs per packet.
 //!
+//! A `Redirect` hands the frame over as the worker left it, as the runtime's rings do: an
+//! untouched frame, or, under the `wrong_worker` fault, a rewritten one that the receiving
+//! worker transmits (see `forwarder::dataplane::fault`).
+//!
 //! Checks beyond the oracle's: the forwarder's drop reason agrees with the oracle's
 //! ([`super::compatible`]), each worker's counters reconcile, no redirect under RSS-aware
 //! steering, and the capture's verdicts agree with the scenario's `.expect`.
@@ -29,8 +33,8 @@ use forwarder::dataplane::{Frame, RxMeta, Verdict as FVerdict, Worker};
 
 use super::responder::Responder;
 use super::{
-    check_expectations, compatible, read_expect_file, verdict_counts, Counts, Finding, Kind,
-    TopologyResult, WorkerCounts, CLIENT_MAC, LB_MAC,
+    check_expectations, compatible, read_expect_file, verdict_counts, Counts, Finding,
+    ForwarderOptions, Kind, TopologyResult, WorkerCounts, CLIENT_MAC, LB_MAC,
 };
 use crate::capture;
 use crate::oracle::{Checker, PacketRef, Verdict};
@@ -162,6 +166,15 @@ enum Origin {
 
 /// Runs a scenario through the dataplane library.
 pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, String> {
+    run_with(scenario_file, scenario, &ForwarderOptions::default())
+}
+
+/// [`run`] with the balancer set up by `opts` (a fault, for instance).
+pub fn run_with(
+    scenario_file: &Path,
+    scenario: &Scenario,
+    opts: &ForwarderOptions,
+) -> Result<TopologyResult, String> {
     let started = Instant::now();
     let frames = capture::read(&scenario.input_path(scenario_file)).map_err(|e| e.to_string())?;
     let model = scenario.rss_model().map_err(|e| e.to_string())?;
@@ -170,7 +183,8 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
     let rss_aware = scenario.check.rss_steering;
     let mut dp = Vec::new();
     for w in 0..workers {
-        let cfg = dataplane_config(scenario, w, workers, rss_aware)?;
+        let mut cfg = dataplane_config(scenario, w, workers, rss_aware)?;
+        cfg.fault = opts.fault;
         dp.push(Worker::new(cfg).map_err(|e| format!("worker {w}: {e}"))?);
     }
     // A queue each worker transmits by, for the checker's queue → worker map.
@@ -203,11 +217,13 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
             verdicts.push(verdict);
             let mut worker = qw.get(usize::from(queue)).copied().unwrap_or(0);
             let mut fate = Fate::Looped;
+            // What the next worker gets: the frame as the previous one left it.
+            let mut cur = bytes.clone();
             for _ in 0..MAX_HOPS {
                 now += TICK_NS;
-                let mut buf = vec![0u8; HEADROOM + bytes.len() + TAILROOM];
-                buf[HEADROOM..HEADROOM + bytes.len()].copy_from_slice(&bytes);
-                let Some(mut f) = Frame::new(&mut buf, HEADROOM, bytes.len()) else {
+                let mut buf = vec![0u8; HEADROOM + cur.len() + TAILROOM];
+                buf[HEADROOM..HEADROOM + cur.len()].copy_from_slice(&cur);
+                let Some(mut f) = Frame::new(&mut buf, HEADROOM, cur.len()) else {
                     return Err(format!("input #{index}: frame does not fit its buffer"));
                 };
                 let meta = RxMeta {
@@ -244,7 +260,10 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
                         fate = Fate::Control;
                         break;
                     }
-                    FVerdict::Redirect(to) => worker = to,
+                    FVerdict::Redirect(to) => {
+                        cur = f.data().to_vec();
+                        worker = to;
+                    }
                 }
             }
             fates.push(fate);
@@ -305,6 +324,7 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
 
     // Counters per worker.
     let mut worker_counts = Vec::new();
+    let mut faults_injected = 0;
     for w in &dp {
         let c = w.counters();
         let wc = WorkerCounts {
@@ -319,6 +339,7 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
             redirects: c.redirects,
             control: c.control,
         };
+        faults_injected += c.faults_injected;
         failures.extend(wc.reconcile());
         if rss_aware && wc.redirects > 0 {
             failures.push(Finding::new(
@@ -380,6 +401,8 @@ pub fn run(scenario_file: &Path, scenario: &Scenario) -> Result<TopologyResult, 
             expected_drops,
             connections: report.connections,
             workers: worker_counts,
+            fault: opts.fault.map(|f| f.to_string()),
+            faults_injected,
         },
         failures,
         known_differences: Vec::new(),

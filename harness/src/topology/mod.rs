@@ -10,6 +10,10 @@
 //! forwarder crate (to drive it); the oracle still shares no code with it. Everything a
 //! topology finds is a [`Finding`] in a [`TopologyResult`], which `harness run` prints and
 //! writes as JSON.
+//!
+//! [`ForwarderOptions`] set the balancer up beyond what the scenario says: a deliberate
+//! fault ([`FaultConfig`], the forwarder's `[fault]` switch), so that a test can require
+//! the checks to fail, and name the check that caught it.
 
 pub mod inproc;
 pub mod kernel;
@@ -22,6 +26,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use forwarder::dataplane::fault::{FaultConfig, FaultKind};
+
 use crate::oracle::{DropReason, Failure, Report, Verdict};
 use crate::scenario::Expect;
 
@@ -31,6 +37,21 @@ pub const LB_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 pub const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 /// The MAC address the responder (the real servers) sends from.
 pub const SERVER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x40];
+
+/// How the balancer under test is set up beyond the scenario.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ForwarderOptions {
+    /// A fault the forwarder injects on purpose (`None`: it forwards correctly). A run
+    /// with a fault that strikes must fail.
+    pub fault: Option<FaultConfig>,
+}
+
+impl ForwarderOptions {
+    /// Options with `fault` on.
+    pub fn with_fault(fault: FaultConfig) -> Self {
+        Self { fault: Some(fault) }
+    }
+}
 
 /// Which topology ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -190,6 +211,10 @@ pub struct Counts {
     pub connections: usize,
     /// The balancer's counters per worker.
     pub workers: Vec<WorkerCounts>,
+    /// The fault the balancer injected on purpose (`KIND:EVERY`), if any.
+    pub fault: Option<String>,
+    /// Packets the fault changed, moved or dropped (0 without a fault).
+    pub faults_injected: u64,
 }
 
 /// The result of one scenario on one topology.

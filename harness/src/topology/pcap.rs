@@ -19,6 +19,9 @@
 //! from one of w's queues); the forwarder's stats JSON reconciles per worker
 //! (rx = tx + drops + redirects + control) and with the captures (packets in = capture,
 //! packets out = IP outputs, drops + control = the oracle's expected drops).
+//!
+//! With [`ForwarderOptions::fault`] the configuration gets a `[fault]` section; the
+//! forwarder's stats JSON says how often it struck ([`Counts::faults_injected`]).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -28,8 +31,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 use super::{
-    check_expectations, read_expect_file, verdict_counts, Counts, Finding, Kind, TopologyResult,
-    WorkerCounts, CLIENT_MAC, LB_MAC,
+    check_expectations, read_expect_file, verdict_counts, Counts, Finding, ForwarderOptions, Kind,
+    TopologyResult, WorkerCounts, CLIENT_MAC, LB_MAC,
 };
 use crate::capture::{self, Frame};
 use crate::oracle::{Checker, PacketRef};
@@ -260,6 +263,23 @@ pub fn run(
     bin: &Path,
     work: &Path,
 ) -> Result<TopologyResult, String> {
+    run_with(
+        scenario_file,
+        scenario,
+        bin,
+        work,
+        &ForwarderOptions::default(),
+    )
+}
+
+/// [`run`] with the forwarder set up by `opts` (a `[fault]` section, for instance).
+pub fn run_with(
+    scenario_file: &Path,
+    scenario: &Scenario,
+    bin: &Path,
+    work: &Path,
+    opts: &ForwarderOptions,
+) -> Result<TopologyResult, String> {
     let started = Instant::now();
     let frames = capture::read(&scenario.input_path(scenario_file)).map_err(|e| e.to_string())?;
     let model = scenario.rss_model().map_err(|e| e.to_string())?;
@@ -289,7 +309,14 @@ pub fn run(
         std::process::id(),
         RUNS.fetch_add(1, Ordering::Relaxed)
     );
-    let config = forwarder_config(scenario, &device, &prefix, &work.join("ctl.sock"))?;
+    let mut config = forwarder_config(scenario, &device, &prefix, &work.join("ctl.sock"))?;
+    if let Some(f) = opts.fault {
+        let _ = write!(
+            config,
+            "\n[fault]\nkind = \"{}\"\nevery = {}\n",
+            f.kind, f.every
+        );
+    }
     let config_path = work.join("forwarder.toml");
     std::fs::write(&config_path, &config).map_err(|e| format!("{}: {e}", config_path.display()))?;
     let stats_path = work.join("stats.json");
@@ -413,6 +440,15 @@ pub fn check(
             serde_json::from_str(&t).map_err(|e| format!("{}: {e}", stats_path.display()))
         })?;
     let worker_counts = stats_workers(&json)?;
+    // Absent (null) when the forwarder ran without a fault.
+    let fault = json["fault"].as_object().map(|f| {
+        format!(
+            "{}:{}",
+            f.get("kind").and_then(|k| k.as_str()).unwrap_or("?"),
+            f.get("every").and_then(|e| e.as_u64()).unwrap_or(0)
+        )
+    });
+    let faults_injected = json["fault"]["injected"].as_u64().unwrap_or(0);
     for wc in &worker_counts {
         failures.extend(wc.reconcile());
     }
@@ -479,6 +515,8 @@ pub fn check(
             expected_drops,
             connections: report.connections,
             workers: worker_counts,
+            fault,
+            faults_injected,
         },
         failures,
         known_differences: Vec::new(),
