@@ -1,12 +1,29 @@
 //! Per-packet cost of `Worker::process`, no I/O: FULLNAT SYN (a new connection, with the
-//! expiry that removes it amortised in; also with persistence per client address), FULLNAT established inbound and outbound, NAT
-//! established. Each iteration copies the ~70-byte template into the frame first (the
-//! rewrite is in place), which is included in the figures.
+//! expiry that removes it amortised in; also with persistence per client address),
+//! FULLNAT established inbound and outbound, NAT established. Each iteration copies the
+//! ~70-byte template into the frame first (the rewrite is in place), which is included in
+//! the figures.
+//!
+//! Time per packet (criterion):
+//!
+//! ```text
+//! taskset -c 1 cargo bench -p forwarder --bench dataplane
+//! ```
+//!
+//! Instructions per packet (deterministic; the machine's load does not change them): with
+//! `DATAPLANE_ITERS=N` the bench runs one scenario (`DATAPLANE_ONLY=name`) N times with no
+//! criterion, so that the difference of two callgrind runs divided by the difference of N
+//! is the per-packet count:
+//!
+//! ```text
+//! for n in 100000 200000; do DATAPLANE_ITERS=$n DATAPLANE_ONLY=fullnat_established_in \
+//!   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.$n target/release/deps/dataplane-*; done
+//! ```
 
 use std::hint::black_box;
 use std::net::{IpAddr, SocketAddr};
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{Criterion, Throughput};
 use etherparse::PacketBuilder;
 
 use forwarder::dataplane::config::{
@@ -52,11 +69,7 @@ fn service(vip: &str, mode: Mode, rs: &[&str]) -> ServiceConfig {
     }
 }
 
-fn worker(syn_timeout: u64) -> Worker {
-    worker_with(syn_timeout, None)
-}
-
-fn worker_with(syn_timeout: u64, persistence: Option<u64>) -> Worker {
+fn worker(syn_timeout: u64, persistence: Option<u64>) -> Worker {
     let mut cfg = DataplaneConfig::new(0, 1);
     let port = |mac| PortConfig {
         mac,
@@ -114,88 +127,78 @@ fn run(w: &mut Worker, now: u64, buf: &mut [u8], pkt: &[u8], port: u16) -> Verdi
     )
 }
 
-fn bench(c: &mut Criterion) {
-    let mut g = c.benchmark_group("dataplane");
-    g.throughput(Throughput::Elements(1));
-    let mut buf = vec![0u8; 2048];
+/// New connections: SYNs from rotating client ports; SYN_RECV lasts 100 ms of the
+/// injected clock (10 µs per packet; the expiry wheel ticks every 62.5 ms), expiry runs
+/// every 32 packets with a budget of 64, so about 16k connections stay live. With
+/// `persistence`, every client address is seen again within the timeout: a persistence
+/// table hit and refresh per SYN, the scheduler not consulted.
+struct Syn {
+    w: Worker,
+    syn: Vec<u8>,
+    buf: Vec<u8>,
+    now: u64,
+    i: u32,
+}
 
-    // New connections: SYNs from rotating client ports; SYN_RECV lasts 100 ms of the
-    // injected clock (10 µs per packet; the expiry wheel ticks every 62.5 ms), expiry runs
-    // every 32 packets with a budget of 64, so about 16k connections stay live.
-    {
-        let mut w = worker(100_000_000);
-        let syn = tcp(MAC0, sa("198.51.100.7:1"), sa("10.0.0.100:80"), true, b"");
-        let mut now = SECOND;
-        let mut i: u32 = 0;
-        g.bench_function("fullnat_syn_new_conn", |b| {
-            b.iter(|| {
-                i = i.wrapping_add(1);
-                now += 10_000;
-                buf[HEAD..HEAD + syn.len()].copy_from_slice(&syn);
-                let sport = (i % 60_000) as u16 + 1024;
-                let src = [198, 51, 100, (i / 60_000 % 200) as u8 + 1];
-                let at = HEAD + 34;
-                buf[at..at + 2].copy_from_slice(&sport.to_be_bytes());
-                // Keep the IPv4 checksum valid: rewrite the source and fix it up.
-                let ip = HEAD + 14;
-                buf[ip + 12..ip + 16].copy_from_slice(&src);
-                buf[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-                let sum = l4lab_wire::checksum::data(&buf[ip..ip + 20]);
-                buf[ip + 10..ip + 12].copy_from_slice(&(!sum).to_be_bytes());
-                let Some(mut f) = Frame::new(&mut buf, HEAD, syn.len()) else {
-                    return;
-                };
-                let v = w.process(now, &mut f, &RxMeta::default());
-                if i & 31 == 0 {
-                    w.expire(now, 64);
-                }
-                black_box(v);
-            })
-        });
-        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().drops);
+impl Syn {
+    fn new(persistence: Option<u64>) -> Syn {
+        Syn {
+            w: worker(100_000_000, persistence),
+            syn: tcp(MAC0, sa("198.51.100.7:1"), sa("10.0.0.100:80"), true, b""),
+            buf: vec![0u8; 2048],
+            now: SECOND,
+            i: 0,
+        }
     }
 
-    // The same with persistence on the service (every client address seen again
-    // within the timeout: a table hit and refresh per SYN, rr not consulted).
-    // New connections: SYNs from rotating client ports; SYN_RECV lasts 100 ms of the
-    // injected clock (10 µs per packet; the expiry wheel ticks every 62.5 ms), expiry runs
-    // every 32 packets with a budget of 64, so about 16k connections stay live.
-    {
-        let mut w = worker_with(100_000_000, Some(60 * SECOND));
-        let syn = tcp(MAC0, sa("198.51.100.7:1"), sa("10.0.0.100:80"), true, b"");
-        let mut now = SECOND;
-        let mut i: u32 = 0;
-        g.bench_function("fullnat_syn_new_conn_persistent", |b| {
-            b.iter(|| {
-                i = i.wrapping_add(1);
-                now += 10_000;
-                buf[HEAD..HEAD + syn.len()].copy_from_slice(&syn);
-                let sport = (i % 60_000) as u16 + 1024;
-                let src = [198, 51, 100, (i / 60_000 % 200) as u8 + 1];
-                let at = HEAD + 34;
-                buf[at..at + 2].copy_from_slice(&sport.to_be_bytes());
-                // Keep the IPv4 checksum valid: rewrite the source and fix it up.
-                let ip = HEAD + 14;
-                buf[ip + 12..ip + 16].copy_from_slice(&src);
-                buf[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-                let sum = l4lab_wire::checksum::data(&buf[ip..ip + 20]);
-                buf[ip + 10..ip + 12].copy_from_slice(&(!sum).to_be_bytes());
-                let Some(mut f) = Frame::new(&mut buf, HEAD, syn.len()) else {
-                    return;
-                };
-                let v = w.process(now, &mut f, &RxMeta::default());
-                if i & 31 == 0 {
-                    w.expire(now, 64);
-                }
-                black_box(v);
-            })
-        });
-        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().drops);
+    #[inline]
+    fn step(&mut self) -> Verdict {
+        let Syn {
+            w,
+            syn,
+            buf,
+            now,
+            i,
+        } = self;
+        *i = i.wrapping_add(1);
+        *now += 10_000;
+        buf[HEAD..HEAD + syn.len()].copy_from_slice(syn);
+        let sport = (*i % 60_000) as u16 + 1024;
+        let src = [198, 51, 100, (*i / 60_000 % 200) as u8 + 1];
+        let at = HEAD + 34;
+        buf[at..at + 2].copy_from_slice(&sport.to_be_bytes());
+        // Keep the IPv4 checksum valid: rewrite the source and fix it up.
+        let ip = HEAD + 14;
+        buf[ip + 12..ip + 16].copy_from_slice(&src);
+        buf[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let sum = l4lab_wire::checksum::data(&buf[ip..ip + 20]);
+        buf[ip + 10..ip + 12].copy_from_slice(&(!sum).to_be_bytes());
+        let Some(mut f) = Frame::new(buf, HEAD, syn.len()) else {
+            return Verdict::Control;
+        };
+        let v = w.process(*now, &mut f, &RxMeta::default());
+        if *i & 31 == 0 {
+            w.expire(*now, 64);
+        }
+        v
     }
+}
 
-    // Established FULLNAT: one connection, data packets both ways.
-    {
-        let mut w = worker(30 * SECOND);
+/// Established connections: one FULLNAT and one NAT connection, data packets
+/// (18 bytes of payload) client → server and, for FULLNAT, server → client.
+struct Established {
+    w: Worker,
+    buf: Vec<u8>,
+    now: u64,
+    fullnat_in: Vec<u8>,
+    fullnat_out: Vec<u8>,
+    nat_in: Vec<u8>,
+}
+
+impl Established {
+    fn new() -> Established {
+        let mut w = worker(30 * SECOND, None);
+        let mut buf = vec![0u8; 2048];
         let client = sa("198.51.100.7:40000");
         let vip = sa("10.0.0.100:80");
         let syn = tcp(MAC0, client, vip, true, b"");
@@ -213,40 +216,115 @@ fn bench(c: &mut Criterion) {
             IpAddr::from([out[26], out[27], out[28], out[29]]),
             u16::from_be_bytes([out[34], out[35]]),
         );
-        let data_in = tcp(MAC0, client, vip, false, &[0u8; 18]);
-        let data_out = tcp(MAC1, rs, local, false, &[0u8; 18]);
-        let mut now = SECOND;
-        g.bench_function("fullnat_established_in", |b| {
-            b.iter(|| {
-                now += 100;
-                black_box(run(&mut w, now, &mut buf, &data_in, 0))
-            })
-        });
-        g.bench_function("fullnat_established_out", |b| {
-            b.iter(|| {
-                now += 100;
-                black_box(run(&mut w, now, &mut buf, &data_out, 1))
-            })
-        });
-        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().drops);
-
         let nat_vip = sa("10.0.0.101:80");
         let syn = tcp(MAC0, client, nat_vip, true, b"");
         assert!(matches!(
-            run(&mut w, now, &mut buf, &syn, 0),
+            run(&mut w, 0, &mut buf, &syn, 0),
             Verdict::Tx { .. }
         ));
-        let nat_in = tcp(MAC0, client, nat_vip, false, &[0u8; 18]);
-        g.bench_function("nat_established_in", |b| {
-            b.iter(|| {
-                now += 100;
-                black_box(run(&mut w, now, &mut buf, &nat_in, 0))
-            })
-        });
-        assert_eq!(w.counters().total_drops(), 0, "{:?}", w.counters().drops);
+        Established {
+            w,
+            buf,
+            now: SECOND,
+            fullnat_in: tcp(MAC0, client, vip, false, &[0u8; 18]),
+            fullnat_out: tcp(MAC1, rs, local, false, &[0u8; 18]),
+            nat_in: tcp(MAC0, client, nat_vip, false, &[0u8; 18]),
+        }
     }
+
+    #[inline]
+    fn step(&mut self, which: Which) -> Verdict {
+        self.now += 100;
+        let (pkt, port) = match which {
+            Which::FullnatIn => (&self.fullnat_in, 0),
+            Which::FullnatOut => (&self.fullnat_out, 1),
+            Which::NatIn => (&self.nat_in, 0),
+        };
+        run(&mut self.w, self.now, &mut self.buf, pkt, port)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    FullnatIn,
+    FullnatOut,
+    NatIn,
+}
+
+const NAMES: [&str; 5] = [
+    "fullnat_syn_new_conn",
+    "fullnat_syn_new_conn_persistent",
+    "fullnat_established_in",
+    "fullnat_established_out",
+    "nat_established_in",
+];
+
+/// Runs scenario `name` `n` times (the callgrind driver); every packet must be forwarded.
+fn count(name: &str, n: u64) {
+    let tx = |v: Verdict| assert!(matches!(v, Verdict::Tx { .. }), "{name}: {v:?}");
+    match name {
+        "fullnat_syn_new_conn" | "fullnat_syn_new_conn_persistent" => {
+            let persist = (name != "fullnat_syn_new_conn").then_some(60 * SECOND);
+            let mut s = Syn::new(persist);
+            for _ in 0..n {
+                tx(black_box(s.step()));
+            }
+        }
+        _ => {
+            let which = match name {
+                "fullnat_established_in" => Which::FullnatIn,
+                "fullnat_established_out" => Which::FullnatOut,
+                "nat_established_in" => Which::NatIn,
+                _ => panic!("DATAPLANE_ONLY: one of {NAMES:?}"),
+            };
+            let mut e = Established::new();
+            for _ in 0..n {
+                tx(black_box(e.step(which)));
+            }
+        }
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dataplane");
+    g.throughput(Throughput::Elements(1));
+
+    for (name, persist) in [(NAMES[0], None), (NAMES[1], Some(60 * SECOND))] {
+        let mut s = Syn::new(persist);
+        g.bench_function(name, |b| b.iter(|| black_box(s.step())));
+        assert_eq!(
+            s.w.counters().total_drops(),
+            0,
+            "{:?}",
+            s.w.counters().drops
+        );
+    }
+
+    let mut e = Established::new();
+    for (name, which) in [
+        (NAMES[2], Which::FullnatIn),
+        (NAMES[3], Which::FullnatOut),
+        (NAMES[4], Which::NatIn),
+    ] {
+        g.bench_function(name, |b| b.iter(|| black_box(e.step(which))));
+    }
+    assert_eq!(
+        e.w.counters().total_drops(),
+        0,
+        "{:?}",
+        e.w.counters().drops
+    );
     g.finish();
 }
 
-criterion_group!(benches, bench);
-criterion_main!(benches);
+fn main() {
+    if let Ok(n) = std::env::var("DATAPLANE_ITERS") {
+        let n: u64 = n.parse().expect("DATAPLANE_ITERS: a number of packets");
+        let only = std::env::var("DATAPLANE_ONLY").unwrap_or_else(|_| NAMES[2].to_string());
+        count(&only, n);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    bench(&mut c);
+    c.final_summary();
+}

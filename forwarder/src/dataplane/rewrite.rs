@@ -228,51 +228,90 @@ fn rewrite_v4(
     else {
         return false;
     };
-    let tcp = l3.proto == IpProtocol::TCP.0;
-    let offload = if tcp { caps.tcp } else { caps.udp };
-    if l3.v6 || caps.ipv4 || offload || full_l4 || !l3.header_len_ok() || l3.l4 < l3.l3 + 20 {
+    let offload = if l3.proto == IpProtocol::TCP.0 {
+        caps.tcp
+    } else {
+        caps.udp
+    };
+    if caps.ipv4 || offload || full_l4 {
         return false;
     }
-    let l4_len = if tcp { 18 } else { 8 };
-    let (Some(ip), Some(seg)) = (d.get(l3.l3..l3.l3 + 20), d.get(l3.l4..l3.l4 + l4_len)) else {
+    let old = V4Ends {
+        src: u32::from(os),
+        sport,
+        dst: u32::from(od),
+        dport,
+    };
+    let new = V4Ends {
+        src: u32::from(ns),
+        sport: n.sport,
+        dst: u32::from(nd),
+        dport: n.dport,
+    };
+    rewrite_v4_sw(d, l3, &old, &new, ttl_dec)
+}
+
+/// The addresses and ports of an IPv4 TCP/UDP packet, as integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct V4Ends {
+    /// Source address.
+    pub src: u32,
+    /// Source port.
+    pub sport: u16,
+    /// Destination address.
+    pub dst: u32,
+    /// Destination port.
+    pub dport: u16,
+}
+
+/// [`rewrite_same_family`] from `old` to `new` for an IPv4 packet without options,
+/// checksums in software, TCP or UDP with a checksum, no full recompute, over one
+/// fixed window (the IP header and the first 18 or 8 bytes after it). Returns `false`,
+/// having changed nothing, for any other packet; otherwise the result is bit for bit
+/// the general path's.
+#[inline]
+pub fn rewrite_v4_sw(d: &mut [u8], l3: &L3, old: &V4Ends, new: &V4Ends, ttl_dec: u8) -> bool {
+    let tcp = l3.proto == IpProtocol::TCP.0;
+    if l3.v6 || l3.l4 != l3.l3 + 20 {
+        return false;
+    }
+    let (len, c) = if tcp { (38, 36) } else { (28, 26) };
+    let Some(w) = d.get_mut(l3.l3..l3.l3 + len) else {
         return false;
     };
-    let c = l4_csum_off(l3.proto);
-    let old_cks = u16::from_be_bytes([seg[c], seg[c + 1]]);
+    let old_cks = u16::from_be_bytes([w[c], w[c + 1]]);
     if !tcp && old_cks == 0 {
         return false;
     }
-    let (os, od, ns, nd) = (u32::from(os), u32::from(od), u32::from(ns), u32::from(nd));
+    // Whole 32-bit words (2^16 ≡ 1 mod 0xffff): `!old + new` is congruent to the
+    // per-half sum `2 × 0xffff − halves(old) + halves(new)` of `Delta::addr`, and zero
+    // exactly when that is (old all ones, new zero), so the folded result is the same.
     let mut addrs = Delta::default();
-    if os != ns {
-        addrs.0 += 2 * 0xffff - halves(os) + halves(ns);
+    if old.src != new.src {
+        addrs.0 += u64::from(!old.src) + u64::from(new.src);
     }
-    if od != nd {
-        addrs.0 += 2 * 0xffff - halves(od) + halves(nd);
+    if old.dst != new.dst {
+        addrs.0 += u64::from(!old.dst) + u64::from(new.dst);
     }
-    let old_ttl = u16::from_be_bytes([ip[8], ip[9]]);
+    let old_ttl = u16::from_be_bytes([w[8], w[9]]);
     let new_ttl = u16::from_be_bytes([l3.ttl.saturating_sub(ttl_dec), l3.proto]);
     let mut ipd = addrs;
     ipd.word(old_ttl, new_ttl);
-    let ip_cks = ipd.apply(u16::from_be_bytes([ip[10], ip[11]]));
+    let ip_cks = ipd.apply(u16::from_be_bytes([w[10], w[11]]));
     let mut l4d = addrs;
-    l4d.word(sport, n.sport);
-    l4d.word(dport, n.dport);
+    l4d.word(old.sport, new.sport);
+    l4d.word(old.dport, new.dport);
     let mut v = l4d.apply(old_cks);
     if !tcp && v == 0 {
         v = 0xffff;
     }
-    if let Some(ip) = d.get_mut(l3.l3 + 8..l3.l3 + 20) {
-        ip[0..2].copy_from_slice(&new_ttl.to_be_bytes());
-        ip[2..4].copy_from_slice(&ip_cks.to_be_bytes());
-        ip[4..8].copy_from_slice(&ns.to_be_bytes());
-        ip[8..12].copy_from_slice(&nd.to_be_bytes());
-    }
-    if let Some(seg) = d.get_mut(l3.l4..l3.l4 + l4_len) {
-        seg[0..2].copy_from_slice(&n.sport.to_be_bytes());
-        seg[2..4].copy_from_slice(&n.dport.to_be_bytes());
-        seg[c..c + 2].copy_from_slice(&v.to_be_bytes());
-    }
+    w[8..10].copy_from_slice(&new_ttl.to_be_bytes());
+    w[10..12].copy_from_slice(&ip_cks.to_be_bytes());
+    w[12..16].copy_from_slice(&new.src.to_be_bytes());
+    w[16..20].copy_from_slice(&new.dst.to_be_bytes());
+    w[20..22].copy_from_slice(&new.sport.to_be_bytes());
+    w[22..24].copy_from_slice(&new.dport.to_be_bytes());
+    w[c..c + 2].copy_from_slice(&v.to_be_bytes());
     true
 }
 

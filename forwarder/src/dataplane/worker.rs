@@ -30,7 +30,7 @@ use crate::dataplane::parse::{
     self, rd16, rd32, rd_addr, wr, wr16, wr_addr, ETH_ARP, ETH_IPV4, ETH_IPV6, L3, L4,
 };
 use crate::dataplane::persist::PersistTable;
-use crate::dataplane::rewrite::{self, Delta, Nat};
+use crate::dataplane::rewrite::{self, Delta, Nat, V4Ends};
 use crate::dataplane::rss::RssModel;
 use crate::dataplane::sched::hash::{hash_tuple, SEED_FLOW};
 use crate::dataplane::sched::maglev::Maglev;
@@ -506,6 +506,12 @@ impl Worker {
             .get(usize::from(meta.port))
             .ok_or(DropReason::Unsupported)?;
         let d = f.data();
+        // The common frame (unicast to this port, untagged IPv4, TCP or UDP) in one pass.
+        if let Some((l3, l4)) = parse::parse_v4_fast(d) {
+            if d[0] & 1 == 0 && d[0..6] == port.mac {
+                return self.l4_parsed(now, f, meta, parse::ETH_LEN, &l3, &l4, &port);
+            }
+        }
         let l2 = parse::parse_l2(d)?;
         if !l2.multicast && d[0..6] != port.mac {
             return Err(DropReason::NotForUs);
@@ -574,8 +580,24 @@ impl Worker {
         l3: &L3,
         rx_port: &PortConfig,
     ) -> Result<Verdict, DropReason> {
+        let l4 = parse::parse_l4(f.data(), l3)?;
+        self.l4_parsed(now, f, meta, l2, l3, &l4, rx_port)
+    }
+
+    /// [`l4_path`](Self::l4_path) once the layer-4 header is parsed.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn l4_parsed(
+        &mut self,
+        now: Nanos,
+        f: &mut Frame<'_>,
+        meta: &RxMeta,
+        l2: usize,
+        l3: &L3,
+        l4: &L4,
+        rx_port: &PortConfig,
+    ) -> Result<Verdict, DropReason> {
         let d = f.data();
-        let l4 = parse::parse_l4(d, l3)?;
         let tcp = l3.proto == IpProtocol::TCP.0;
         if self.policies.verify_checksums {
             let seg = d.get(l3.l4..l3.end).ok_or(DropReason::Truncated)?;
@@ -595,15 +617,17 @@ impl Worker {
         };
         let (id, dir) = match self.conns.lookup(&tuple) {
             Some(hit) => hit,
-            None => match self.new_conn(now, meta, l3, &l4, &tuple, rx_port)? {
+            None => match self.new_conn(now, meta, l3, l4, &tuple, rx_port)? {
                 Ok(id) => (id, Direction::Inbound),
                 Err(v) => return Ok(v),
             },
         };
-        self.forward(now, f, l2, l3, &l4, id, dir)
+        self.forward(now, f, l2, l3, l4, id, dir)
     }
 
     /// Creates the connection of a new flow, or says what to do with the packet instead.
+    /// Kept out of line: the established path that shares its caller stays small.
+    #[inline(never)]
     fn new_conn(
         &mut self,
         now: Nanos,
@@ -686,6 +710,12 @@ impl Worker {
         conn.rs_index = i as u32;
         conn.svc_index = slot;
         conn.worker = self.id;
+        if tuple.proto == Proto::Tcp {
+            // The state this SYN moves it to when `forward` touches it next: inserted in
+            // that state, it is linked on the expiry wheel once, at its real deadline,
+            // rather than at the fresh entry's and then pulled in.
+            conn.state = TcpState::None.next(Direction::Inbound, l4.flags);
+        }
         // `l4_path` looked `tuple` up without a hit just before, and nothing since has
         // touched the table.
         match self.conns.insert_new_flow(conn, now) {
@@ -826,7 +856,27 @@ impl Worker {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn forward(
+        &mut self,
+        now: Nanos,
+        f: &mut Frame<'_>,
+        l2: usize,
+        l3: &L3,
+        l4: &L4,
+        id: ConnId,
+        dir: Direction,
+    ) -> Result<Verdict, DropReason> {
+        match self.forward_v4(now, f, l3, l4, id, dir) {
+            Some(v) => v,
+            None => self.forward_general(now, f, l2, l3, l4, id, dir),
+        }
+    }
+
+    /// [`forward`](Self::forward) for every mode, direction and family.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn forward_general(
         &mut self,
         now: Nanos,
         f: &mut Frame<'_>,
@@ -960,6 +1010,121 @@ impl Worker {
             c.bytes += rx_bytes;
         }
         Ok(Verdict::Tx { port: tx })
+    }
+
+    /// [`forward`](Self::forward) for the common packet: IPv4 FULLNAT (without TOA) or
+    /// NAT, both tuples IPv4, checksums in software on the output port, TTL above 1.
+    /// Reads the connection once, rewrites over one fixed window, then accounts it as
+    /// `forward` does. `None`, with nothing changed, for any other packet.
+    #[inline]
+    fn forward_v4(
+        &mut self,
+        now: Nanos,
+        f: &mut Frame<'_>,
+        l3: &L3,
+        l4: &L4,
+        id: ConnId,
+        dir: Direction,
+    ) -> Option<Result<Verdict, DropReason>> {
+        let (IpAddr::V4(src), IpAddr::V4(dst)) = (l3.src, l3.dst) else {
+            return None;
+        };
+        if l3.ttl <= 1 {
+            return None;
+        }
+        let conn = self.conns.get(id)?;
+        let slot = conn.svc_index as usize;
+        let rs_index = conn.rs_index as usize;
+        let svc = self.services.get(slot)?.as_ref()?;
+        let rs = svc.rs.get(rs_index)?;
+        let v4 = |a: IpAddr| match a {
+            IpAddr::V4(a) => Some(u32::from(a)),
+            IpAddr::V6(_) => None,
+        };
+        let (i, o) = (&conn.in_tuple, &conn.out_tuple);
+        let old = V4Ends {
+            src: u32::from(src),
+            sport: l4.sport,
+            dst: u32::from(dst),
+            dport: l4.dport,
+        };
+        let to_rs = dir == Direction::Inbound;
+        let new = match (svc.cfg.mode, dir) {
+            // TOA is FULLNAT TCP of one family: the general path's.
+            (Mode::FullNat, _) if svc.cfg.toa && i.proto == Proto::Tcp => return None,
+            (Mode::FullNat, Direction::Inbound) => V4Ends {
+                src: v4(o.dst)?,
+                sport: o.dport,
+                dst: v4(o.src)?,
+                dport: o.sport,
+            },
+            (Mode::FullNat, Direction::Outbound) => V4Ends {
+                src: v4(i.dst)?,
+                sport: i.dport,
+                dst: v4(i.src)?,
+                dport: i.sport,
+            },
+            (Mode::Nat, Direction::Inbound) => V4Ends {
+                dst: v4(o.src)?,
+                dport: o.sport,
+                ..old
+            },
+            (Mode::Nat, Direction::Outbound) => V4Ends {
+                src: v4(i.dst)?,
+                sport: i.dport,
+                ..old
+            },
+            _ => return None,
+        };
+        let tx = if to_rs {
+            rs.port
+        } else {
+            self.extra
+                .get(id.index() as usize)
+                .map_or(0, |e| e.client_port)
+        };
+        let port = self.ports.get(usize::from(tx))?;
+        let offload = if l3.proto == IpProtocol::TCP.0 {
+            port.csum.tcp
+        } else {
+            port.csum.udp
+        };
+        if port.csum.ipv4 || offload {
+            return None;
+        }
+        let (mac_src, mac_dst) = if to_rs {
+            (port.mac, rs.mac.unwrap_or(port.gateway_mac))
+        } else {
+            (port.mac, port.gateway_mac)
+        };
+        let rx_bytes = f.len() as u64;
+        f.truncate(l3.end);
+        let d = f.data_mut();
+        if !rewrite::rewrite_v4_sw(d, l3, &old, &new, 1) {
+            return None;
+        }
+        rewrite::set_macs(d, mac_src, mac_dst);
+        // `get` found the connection above: `touch_mut` cannot fail.
+        let touched = match self.conns.touch_mut(id, dir, l4.flags, now) {
+            Ok((t, c)) => {
+                match dir {
+                    Direction::Inbound => c.counters.bytes_in += rx_bytes,
+                    Direction::Outbound => c.counters.bytes_out += rx_bytes,
+                }
+                t
+            }
+            Err(_) => return Some(Err(DropReason::NoConnection)),
+        };
+        match touched.active_delta() {
+            1 => self.sched_of(slot).map(|s| s.conn_activated(rs_index)),
+            -1 => self.sched_of(slot).map(|s| s.conn_deactivated(rs_index)),
+            _ => None,
+        };
+        if let Some(c) = self.counters.services.get_mut(slot) {
+            c.packets += 1;
+            c.bytes += rx_bytes;
+        }
+        Some(Ok(Verdict::Tx { port: tx }))
     }
 
     fn sched_of(&mut self, slot: usize) -> Option<&mut Scheduler> {

@@ -484,7 +484,27 @@ impl ConnTable {
         tcp_flags: u8,
         now: Nanos,
     ) -> Result<Touched, ConnError> {
-        let slot = match self.slab.get_mut(id.index as usize) {
+        self.touch_mut(id, dir, tcp_flags, now).map(|(t, _)| t)
+    }
+
+    /// [`touch`](Self::touch), also lending the connection (for the caller's byte counts
+    /// and flags; the same rules as [`get_mut`](Self::get_mut)).
+    #[inline]
+    pub fn touch_mut(
+        &mut self,
+        id: ConnId,
+        dir: Direction,
+        tcp_flags: u8,
+        now: Nanos,
+    ) -> Result<(Touched, &mut Conn), ConnError> {
+        let ConnTable {
+            slab,
+            wheel,
+            timeouts,
+            state_counts,
+            ..
+        } = self;
+        let slot = match slab.get_mut(id.index as usize) {
             Some(s) if s.live && s.generation == id.generation => s,
             _ => return Err(ConnError::NotFound),
         };
@@ -502,19 +522,19 @@ impl ConnTable {
         }
         let new = conn.state;
         conn.last_seen = now;
-        conn.expires = now.saturating_add(conn.timeout(&self.timeouts));
+        conn.expires = now.saturating_add(conn.timeout(timeouts));
         let deadline = conn.expires;
         if let Some(c) = slot.counted {
             if c != new {
-                self.state_counts[c.index()] = self.state_counts[c.index()].saturating_sub(1);
-                self.state_counts[new.index()] += 1;
+                state_counts[c.index()] = state_counts[c.index()].saturating_sub(1);
+                state_counts[new.index()] += 1;
                 slot.counted = Some(new);
             }
         }
         // Lazy rescheduling: a later deadline is found when the old slot fires; an
         // earlier one (e.g. ESTABLISHED → CLOSE) must move the entry now.
-        self.wheel.pull_in(id.index, deadline);
-        Ok(Touched { old, new })
+        wheel.pull_in(id.index, deadline);
+        Ok((Touched { old, new }, &mut slot.conn))
     }
 
     /// Removes connection `id` (RST, real server removed, …) and returns it.
@@ -547,8 +567,7 @@ impl ConnTable {
                 generation: s.generation,
             };
             self.wheel.unlink(index);
-            if let Some(conn) = self.release(index) {
-                on_remove(id, &conn);
+            if self.release_with(index, |c| on_remove(id, c)) {
                 n += 1;
             }
         }
@@ -600,8 +619,7 @@ impl ConnTable {
                     index,
                     generation: slot.generation,
                 };
-                if let Some(conn) = self.release(index) {
-                    on_expire(id, &conn);
+                if self.release_with(index, |c| on_expire(id, c)) {
                     stats.expired += 1;
                 }
             } else {
@@ -620,21 +638,40 @@ impl ConnTable {
     /// Drops slot `index` from the index and the counts and frees it; the caller has
     /// already unlinked it from the wheel. Returns a copy of the connection.
     fn release(&mut self, index: u32) -> Option<Conn> {
-        let slot = self.slab.get_mut(index as usize)?;
+        let mut out = None;
+        self.release_with(index, |c| out = Some(*c));
+        out
+    }
+
+    /// [`release`](Self::release), lending the connection to `f` instead of copying it
+    /// out. Returns whether slot `index` was live.
+    #[inline]
+    fn release_with(&mut self, index: u32, f: impl FnOnce(&Conn)) -> bool {
+        let ConnTable {
+            slab,
+            free,
+            index: idx,
+            live,
+            state_counts,
+            ..
+        } = self;
+        let Some(slot) = slab.get_mut(index as usize) else {
+            return false;
+        };
         if !slot.live {
-            return None;
+            return false;
         }
         slot.live = false;
-        let (in_hash, out_hash, conn, counted) =
-            (slot.in_hash, slot.out_hash, slot.conn, slot.counted.take());
-        self.index.remove(in_hash, index << 1);
-        self.index.remove(out_hash, (index << 1) | 1);
-        if let Some(s) = counted {
-            self.state_counts[s.index()] = self.state_counts[s.index()].saturating_sub(1);
+        idx.remove(slot.in_hash, index << 1);
+        idx.remove(slot.out_hash, (index << 1) | 1);
+        if let Some(s) = slot.counted.take() {
+            state_counts[s.index()] = state_counts[s.index()].saturating_sub(1);
         }
-        self.live = self.live.saturating_sub(1);
-        self.free.push(index);
-        Some(conn)
+        *live = live.saturating_sub(1);
+        // Within the capacity reserved in `new` (one entry per slot): no allocation.
+        free.push(index);
+        f(&slot.conn);
+        true
     }
 }
 
