@@ -1,3 +1,5 @@
+#include <errno.h>
+
 #include <rte_config.h>
 #include <rte_errno.h>
 #include <rte_lcore.h>
@@ -27,6 +29,26 @@ struct rte_mbuf *l4lab_pktmbuf_alloc(struct rte_mempool *mp)
 int l4lab_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n)
 {
 	return rte_pktmbuf_alloc_bulk(mp, mbufs, n);
+}
+
+int l4lab_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n,
+				 uint16_t len)
+{
+	/* Every mbuf of a pool has the same room: check it once, not per mbuf. */
+	if (len > rte_pktmbuf_data_room_size(mp) - RTE_MIN(RTE_PKTMBUF_HEADROOM,
+							   rte_pktmbuf_data_room_size(mp)))
+		return -EINVAL;
+	if (rte_mempool_get_bulk(mp, (void **)mbufs, n) != 0)
+		return -ENOENT;
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = mbufs[i];
+
+		__rte_mbuf_raw_sanity_check(m);
+		rte_pktmbuf_reset(m);
+		m->data_len = len;
+		m->pkt_len = len;
+	}
+	return 0;
 }
 
 void l4lab_pktmbuf_free(struct rte_mbuf *m)

@@ -16,6 +16,14 @@ uint16_t l4lab_tx_burst(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, u
 
 struct rte_mbuf *l4lab_pktmbuf_alloc(struct rte_mempool *mp);
 int l4lab_pktmbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n);
+/*
+ * rte_pktmbuf_alloc_bulk, and each mbuf's data is then `len` bytes (one segment, contents
+ * unspecified): the reset and the length in one pass, one call per burst. Returns 0, or
+ * -EINVAL when `len` does not fit the pool's data room after the headroom, or -ENOENT
+ * when the pool has fewer than `n` mbufs (then nothing was taken).
+ */
+int l4lab_pktmbuf_alloc_bulk_len(struct rte_mempool *mp, struct rte_mbuf **mbufs, unsigned int n,
+                                 uint16_t len);
 void l4lab_pktmbuf_free(struct rte_mbuf *m);
 void l4lab_pktmbuf_free_bulk(struct rte_mbuf **mbufs, unsigned int n);
 char *l4lab_pktmbuf_prepend(struct rte_mbuf *m, uint16_t len);

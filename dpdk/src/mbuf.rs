@@ -378,6 +378,39 @@ impl Burst {
         }
     }
 
+    /// Like [`Burst::alloc_bulk`], and every mbuf added holds `len` bytes of data (one
+    /// segment, contents unspecified: write them through [`Mbuf::data_mut`]). Resetting
+    /// and sizing happen in the same C call as the allocation, one call per burst, so a
+    /// transmit loop need not [`Mbuf::append`] packet by packet. All or nothing: `false`
+    /// when the pool is short, or when `len` does not fit the pool's data room.
+    #[inline]
+    pub fn alloc_bulk_len(&mut self, pool: &Mempool, n: usize, len: usize) -> bool {
+        let want = n.min(BURST_SIZE).saturating_sub(self.len);
+        if want == 0 {
+            return true;
+        }
+        let Ok(len) = u16::try_from(len) else {
+            return false;
+        };
+        // SAFETY: the free tail of `bufs` has room for `want` pointers; the shim writes them
+        // all or none (non-zero return, nothing taken), and checks `len` against the
+        // pool's data room so that every data slice stays inside its buffer.
+        let rc = unsafe {
+            dpdk_sys::l4lab_pktmbuf_alloc_bulk_len(
+                pool.as_ptr(),
+                self.bufs.as_mut_ptr().add(self.len),
+                want as u32,
+                len,
+            )
+        };
+        if rc == 0 {
+            self.len += want;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Adds an mbuf at the end, or hands it back when full.
     #[inline]
     pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {

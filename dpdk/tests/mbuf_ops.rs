@@ -75,6 +75,35 @@ fn mbuf_and_burst_behave() {
     drop(m);
     assert_eq!(pool.in_use(), 0);
 
+    // Sized bulk allocation: every mbuf comes reset, with `len` bytes of data; a length
+    // past the data room takes nothing, and so does a short pool.
+    let mut e = Burst::new();
+    let room = usize::from(dpdk::mempool::DEFAULT_DATA_ROOM) - head;
+    assert!(
+        !e.alloc_bulk_len(&pool, 4, room + 1),
+        "longer than the room"
+    );
+    assert!(e.is_empty());
+    assert_eq!(pool.in_use(), 0, "nothing taken");
+    assert!(e.alloc_bulk_len(&pool, 4, room), "exactly the room");
+    drop(e);
+    let mut e = Burst::new();
+    assert!(e.alloc_bulk_len(&pool, 60, 60), "capped at a burst");
+    assert!(e.is_full());
+    for m in e.as_mut_slice() {
+        assert_eq!((m.data_len(), m.pkt_len(), m.nb_segs()), (60, 60, 1));
+        assert_eq!(m.headroom(), head);
+        m.data_mut().fill(0xab);
+    }
+    let mut f = Burst::new();
+    assert!(
+        !f.alloc_bulk_len(&pool, BURST_SIZE, 60),
+        "only 31 left: all or nothing"
+    );
+    assert!(f.is_empty());
+    drop(e);
+    assert_eq!(pool.in_use(), 0);
+
     // Bulk allocation is all or nothing.
     let mut a = Burst::new();
     assert!(a.alloc_bulk(&pool, BURST_SIZE));
