@@ -96,16 +96,45 @@ impl FlowSpace {
     }
 
     /// Flow `i` (taken modulo the number of flows).
+    ///
+    /// The source count is a power of two (a prefix), so only the destination digit needs
+    /// a division, and none with one destination; and with `i` below the flow count the
+    /// port digit is in range without a modulo (`N <= D * S * P`).
     #[inline]
     pub fn tuple(&self, i: u64) -> FlowTuple {
-        let i = i % self.flows;
+        let i = if i < self.flows { i } else { i % self.flows };
+        self.tuple_of(self.digits(i))
+    }
+
+    /// Flow index `i` (any value, the top digit is not reduced) written in the flow
+    /// space's mixed radix.
+    #[inline]
+    fn digits(&self, i: u64) -> Digits {
         let d = self.dsts.len() as u64;
-        let k = i / d;
-        let s = self.src.size();
+        let (k, dst) = if d == 1 { (i, 0) } else { (i / d, i % d) };
+        let bits = 32 - u32::from(self.src.len);
+        Digits {
+            dst,
+            src: k & (self.src.size() - 1),
+            port: k >> bits,
+        }
+    }
+
+    /// The flow whose index has these digits (`port` digit below the port count).
+    #[inline]
+    fn tuple_of(&self, d: Digits) -> FlowTuple {
         FlowTuple {
-            src: self.src.nth(k % s),
-            sport: self.sports.lo + ((k / s) % self.sports.size()) as u16,
-            dst: (i % d) as usize,
+            src: Ipv4Addr::from(u32::from(self.src.base).wrapping_add(d.src as u32)),
+            sport: self.sports.lo.wrapping_add(d.port as u16),
+            dst: d.dst as usize,
+        }
+    }
+
+    /// The radices of the two low digits.
+    fn radix(&self) -> Radix {
+        Radix {
+            dst: self.dsts.len() as u64,
+            src: self.src.size(),
         }
     }
 
@@ -196,12 +225,14 @@ pub enum FlowOrder {
 }
 
 /// Walks a set of `n` flows in a [`FlowOrder`], cycle after cycle. No allocation.
+///
+/// Position `k` is `(a*k + b) mod n`, kept as a running value that moves by `a` and
+/// wraps with one subtraction (`a < n`), so no division per step.
 #[derive(Debug, Clone)]
 pub struct FlowCursor {
     n: u64,
-    next: u64,
+    pos: u64,
     a: u64,
-    b: u64,
 }
 
 fn gcd(mut a: u64, mut b: u64) -> u64 {
@@ -230,22 +261,146 @@ impl FlowCursor {
                 (a, b)
             }
         };
-        FlowCursor { n, next: 0, a, b }
+        FlowCursor { n, pos: b, a }
     }
 
     /// The next flow's index within the set.
     #[inline]
     pub fn next_index(&mut self) -> u64 {
-        let j = self.next;
-        self.next += 1;
-        if self.next == self.n {
-            self.next = 0;
+        let j = self.pos;
+        self.advance();
+        j
+    }
+
+    /// Moves on by one; true when the position wrapped past the end of the set.
+    #[inline]
+    fn advance(&mut self) -> bool {
+        // a <= n and pos < n, so one subtraction brings the sum back below n (no overflow:
+        // both are at most u32::MAX flows).
+        self.pos += self.a;
+        let wrapped = self.pos >= self.n;
+        if wrapped {
+            self.pos -= self.n;
         }
-        if self.a == 1 && self.b == 0 {
-            j
-        } else {
-            ((u128::from(self.a) * u128::from(j) + u128::from(self.b)) % u128::from(self.n)) as u64
+        wrapped
+    }
+}
+
+/// The radices of a flow index's two low digits: destinations, then source addresses.
+/// The source-port digit on top is not bounded here (it stays in range on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Radix {
+    dst: u64,
+    src: u64,
+}
+
+/// A flow index in the flow space's mixed radix (see the module documentation). Adding
+/// or subtracting another such number costs a compare and a subtraction per digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Digits {
+    dst: u64,
+    src: u64,
+    port: u64,
+}
+
+impl Digits {
+    /// `self += x`. Both low digits of each side are below their radix.
+    #[inline]
+    fn add(&mut self, x: Digits, r: Radix) {
+        self.dst += x.dst;
+        let carry = u64::from(self.dst >= r.dst);
+        self.dst -= carry * r.dst;
+        self.src += x.src + carry;
+        let carry = u64::from(self.src >= r.src);
+        self.src -= carry * r.src;
+        self.port += x.port + carry;
+    }
+
+    /// `self -= x`, for `x <= self`.
+    #[inline]
+    fn sub(&mut self, x: Digits, r: Radix) {
+        let borrow = u64::from(self.dst < x.dst);
+        self.dst = self.dst + borrow * r.dst - x.dst;
+        let take = x.src + borrow;
+        let borrow = u64::from(self.src < take);
+        self.src = self.src + borrow * r.src - take;
+        self.port -= x.port + borrow;
+    }
+}
+
+/// The tuples of one core's [`FlowSet`] in a [`FlowOrder`], one per call, cycle after
+/// cycle: what the generating loop asks for per flow visit. No allocation and, for the
+/// strided sets of the default split, no division per flow: the position in the set moves
+/// by a constant, so the flow index does too (modulo the set), and that constant is added
+/// digit by digit in the flow space's mixed radix. Explicit lists (software RSS placement)
+/// look each index up and take [`FlowSpace::tuple`].
+#[derive(Debug, Clone)]
+pub struct FlowWalker {
+    space: FlowSpace,
+    cursor: FlowCursor,
+    radix: Radix,
+    walk: Walk,
+}
+
+#[derive(Debug, Clone)]
+enum Walk {
+    /// `FlowSet::Stride`: `cur` is the flow index at the cursor's position; each step
+    /// adds `step * a` and, when the cursor wraps, takes away `step * n`.
+    Stride {
+        cur: Digits,
+        delta: Digits,
+        wrap: Digits,
+    },
+    /// `FlowSet::List`.
+    List(Vec<u32>),
+}
+
+impl FlowWalker {
+    /// A walker over `set` (flows of `space`) in `order`.
+    pub fn new(space: &FlowSpace, set: FlowSet, order: FlowOrder) -> FlowWalker {
+        let cursor = FlowCursor::new(set.len(), order);
+        let walk = match set {
+            FlowSet::Stride { first, step, .. } => Walk::Stride {
+                cur: space.digits(first + step * cursor.pos),
+                delta: space.digits(step * cursor.a),
+                wrap: space.digits(step * cursor.n),
+            },
+            FlowSet::List(list) => Walk::List(list),
+        };
+        FlowWalker {
+            space: space.clone(),
+            cursor,
+            radix: space.radix(),
+            walk,
         }
+    }
+
+    /// The next flow's tuple.
+    #[inline(always)]
+    pub fn next_tuple(&mut self) -> FlowTuple {
+        // The strided walk is a handful of instructions: always inline it into the
+        // caller's loop; the list walk stays a call.
+        match &mut self.walk {
+            Walk::Stride { cur, delta, wrap } => {
+                let t = self.space.tuple_of(*cur);
+                cur.add(*delta, self.radix);
+                if self.cursor.advance() {
+                    cur.sub(*wrap, self.radix);
+                }
+                t
+            }
+            Walk::List(_) => self.next_listed(),
+        }
+    }
+
+    #[inline(never)]
+    fn next_listed(&mut self) -> FlowTuple {
+        let j = self.cursor.next_index();
+        let i = match &self.walk {
+            Walk::List(list) => list.get(j as usize).map_or(0, |&v| u64::from(v)),
+            Walk::Stride { .. } => 0,
+        };
+        self.space.tuple(i)
     }
 }
 
@@ -338,5 +493,47 @@ mod tests {
             (0..5).map(|_| r2.next_index()).collect::<Vec<_>>(),
             "seeded"
         );
+    }
+
+    #[test]
+    fn walkers_match_the_indexed_definition() {
+        // Odd radices (3 destinations, /29 sources, 5 ports), a flow count that is not a
+        // multiple of anything, several core splits, both orders, and a list set.
+        let dsts: Vec<SocketAddrV4> = (1..=3)
+            .map(|d| SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, d), 80))
+            .collect();
+        for flows in [1u64, 2, 7, 97, 120] {
+            let space = FlowSpace::new(
+                "10.0.0.0/29".parse().unwrap(),
+                "1000-1004".parse().unwrap(),
+                dsts.clone(),
+                flows,
+            )
+            .unwrap();
+            for order in [FlowOrder::Sequential, FlowOrder::Random { seed: 11 }] {
+                let mut sets: Vec<FlowSet> = Vec::new();
+                for cores in [1u16, 2, 3, 4] {
+                    sets.extend((0..cores).map(|c| space.split(c, cores)));
+                }
+                sets.extend(space.split_by_rss(3, 128));
+                for set in sets.into_iter().filter(|s| !s.is_empty()) {
+                    let mut cursor = FlowCursor::new(set.len(), order);
+                    let mut walker = FlowWalker::new(&space, set.clone(), order);
+                    for n in 0..3 * set.len().max(1) {
+                        let i = set.global(cursor.next_index());
+                        let want = space.tuple(i);
+                        // The definition in the module documentation, with divisions.
+                        let (d, k) = (i % 3, i / 3);
+                        let spelled = FlowTuple {
+                            src: Ipv4Addr::new(10, 0, 0, (k % 8) as u8),
+                            sport: 1000 + (k / 8 % 5) as u16,
+                            dst: d as usize,
+                        };
+                        assert_eq!(want, spelled);
+                        assert_eq!(walker.next_tuple(), want, "{flows} {order:?} {set:?} {n}");
+                    }
+                }
+            }
+        }
     }
 }

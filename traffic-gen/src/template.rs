@@ -4,7 +4,7 @@
 //! sequence number, and the latency stamp — with RFC 1624 incremental checksum updates
 //! through `l4lab-wire`. Nothing here allocates after the templates are built.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::PacketBuilder;
 use l4lab_wire::{checksum, Ipv4Packet, TcpPacket, UdpPacket};
@@ -57,14 +57,27 @@ pub enum TemplateError {
     },
 }
 
-/// One prebuilt frame and the values its varying fields hold.
+/// One prebuilt frame, and the constant parts of its checksum updates.
+///
+/// RFC 1624 eqn. 3 updates a checksum field HC, for fields changing from `m` to `m'`, as
+/// `HC' = ~(~HC + ~m + m')`. Here `HC` and `m` (the template's own checksums and varying
+/// fields) never change, so `~HC + ~m` is summed once when the template is built and each
+/// packet only adds its new field values and folds: no read of the frame it just wrote,
+/// no sum over the payload.
 #[derive(Debug, Clone)]
 pub struct Template {
     bytes: Vec<u8>,
-    base_src: Ipv4Addr,
     tcp: bool,
-    base_seq: u32,
-    base_ack: u32,
+    /// TCP with the ACK flag (session data and FIN): the ACK number varies too.
+    ack: bool,
+    /// `~HC + ~m` for the IPv4 header checksum, `m` the source address.
+    ip_sum: u64,
+    /// `~HC + ~m` for the L4 checksum, `m` the source address (pseudo-header), the source
+    /// port, and for TCP the sequence number (and the ACK number with the ACK flag).
+    l4_sum: u64,
+    /// `~m` for a latency stamp over the first payload bytes; `None` when the payload is
+    /// shorter than a stamp (no stamp is written then).
+    stamp_sum: Option<u64>,
 }
 
 /// Everything needed to build the templates.
@@ -139,12 +152,36 @@ impl Template {
         };
         // Ethernet padding up to the frame size; IP total length excludes it.
         bytes.resize(len, 0);
+        let not = |sum: u16| u64::from(!sum);
+        // PacketBuilder wrote a 20-byte IPv4 header at 14 and the L4 header at 34.
+        let ip = Ipv4Packet::new_unchecked(&bytes[14..L4_OFFSET]);
+        let ip_sum = not(ip.checksum()) + not(checksum::data(&src.octets()));
+        let mut l4_sum = not(checksum::data(&src.octets())) + not(sport);
+        let (l4_check, stamp_sum) = if tcp {
+            let t = TcpPacket::new_unchecked(&bytes[L4_OFFSET..]);
+            l4_sum += not(checksum::data(&seq.to_be_bytes()));
+            if t.ack() {
+                l4_sum += not(checksum::data(&ack.to_be_bytes()));
+            }
+            (t.checksum(), None)
+        } else {
+            let u = UdpPacket::new_unchecked(&bytes[L4_OFFSET..]);
+            // Within the frame's first MIN_MBUF_LEN bytes and within the datagram.
+            let stamp = (UDP_PAYLOAD_OFFSET + STAMP_LEN <= MIN_MBUF_LEN
+                && usize::from(u.len()) >= 8 + STAMP_LEN)
+                .then(|| &bytes[UDP_PAYLOAD_OFFSET..UDP_PAYLOAD_OFFSET + STAMP_LEN]);
+            // The payload starts 8 bytes into the UDP header: an even offset.
+            (u.checksum(), stamp.map(|old| not(checksum::data(old))))
+        };
+        l4_sum += not(l4_check);
+        let ack = tcp && TcpPacket::new_unchecked(&bytes[L4_OFFSET..]).ack();
         Ok(Template {
             bytes,
-            base_src: src,
             tcp,
-            base_seq: seq,
-            base_ack: ack,
+            ack,
+            ip_sum,
+            l4_sum,
+            stamp_sum,
         })
     }
 
@@ -166,7 +203,8 @@ impl Template {
     /// Copies the template into `out` (exactly [`len`](Self::len) bytes) and patches the
     /// varying fields: the flow's source address and port, the TCP sequence number
     /// (`seq`, TCP only; `ack` too for data and FIN segments), and a latency stamp in the
-    /// UDP payload.
+    /// UDP payload. Every checksum stays correct (RFC 1624, see [`Template`]); nothing in
+    /// `out` is read back.
     #[inline]
     pub fn write_into(
         &self,
@@ -179,44 +217,48 @@ impl Template {
         if out.len() != self.bytes.len() {
             return;
         }
-        out.copy_from_slice(&self.bytes);
-        let (head, l4) = out.split_at_mut(L4_OFFSET);
-        // The template was built by us with a 20-byte IPv4 header at offset 14 and an L4
-        // header right after it, so unchecked views are in bounds.
-        let mut ip = Ipv4Packet::new_unchecked(&mut head[14..]);
-        let (old, new) = (IpAddr::V4(self.base_src), IpAddr::V4(flow.src));
-        if flow.src != self.base_src {
-            ip.rewrite_src_addr(flow.src);
+        // 64-byte frames, the common case, get a copy of constant length (inlined as a
+        // few vector moves instead of a call to memcpy).
+        match (
+            <&mut [u8; MIN_MBUF_LEN]>::try_from(&mut *out),
+            <&[u8; MIN_MBUF_LEN]>::try_from(self.bytes.as_slice()),
+        ) {
+            (Ok(o), Ok(t)) => *o = *t,
+            _ => out.copy_from_slice(&self.bytes),
         }
+        // Every template is at least MIN_MBUF_LEN bytes (see `build`): the headers are in
+        // this fixed-size prefix, so the views below index it without run-time checks.
+        let Some(frame) = out.first_chunk_mut::<MIN_MBUF_LEN>() else {
+            return;
+        };
+        let (head, l4) = frame.split_at_mut(L4_OFFSET);
+        let src = u64::from(u32::from(flow.src));
+        let mut ip = Ipv4Packet::new_unchecked(&mut head[14..]);
+        ip.set_src_addr(flow.src);
+        ip.set_checksum(!checksum::fold(self.ip_sum + src));
+        let mut l4_sum = self.l4_sum + src + u64::from(flow.sport);
         if self.tcp {
             let mut tcp = TcpPacket::new_unchecked(l4);
-            if old != new {
-                tcp.update_pseudo_header_addr(old, new);
-            }
-            tcp.rewrite_src_port(flow.sport);
-            let mut cks = checksum::update_u32(tcp.checksum(), self.base_seq, seq);
+            tcp.set_src_port(flow.sport);
             tcp.set_seq_number(seq);
-            if tcp.ack() {
-                cks = checksum::update_u32(cks, self.base_ack, ack);
+            l4_sum += u64::from(seq);
+            if self.ack {
                 tcp.set_ack_number(ack);
+                l4_sum += u64::from(ack);
             }
-            tcp.set_checksum(cks);
+            tcp.set_checksum(!checksum::fold(l4_sum));
         } else {
+            if let (Some(stamp), Some(old)) = (stamp, self.stamp_sum) {
+                // The first payload bytes (stamp_sum is only set where they exist).
+                let at = UDP_PAYLOAD_OFFSET - L4_OFFSET;
+                l4[at..at + STAMP_LEN].copy_from_slice(stamp);
+                l4_sum += old + u64::from(checksum::data(stamp));
+            }
             let mut udp = UdpPacket::new_unchecked(l4);
-            if old != new {
-                udp.update_pseudo_header_addr(old, new);
-            }
-            udp.rewrite_src_port(flow.sport);
-            if let Some(stamp) = stamp {
-                let mut before = [0u8; STAMP_LEN];
-                if let Some(slot) = udp.payload_mut().get_mut(..STAMP_LEN) {
-                    before.copy_from_slice(slot);
-                    slot.copy_from_slice(stamp);
-                    // The payload starts 8 bytes into the UDP header: an even offset.
-                    let c = checksum::update_bytes(udp.checksum(), &before, stamp);
-                    udp.set_checksum(if c == 0 { 0xffff } else { c });
-                }
-            }
+            udp.set_src_port(flow.sport);
+            // A computed 0 goes out as 0xffff (0 means "no checksum" in UDP over IPv4).
+            let c = !checksum::fold(l4_sum);
+            udp.set_checksum(if c == 0 { 0xffff } else { c });
         }
     }
 }
