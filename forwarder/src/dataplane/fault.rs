@@ -13,8 +13,8 @@
 //! | `bad_checksum` | TCP/UDP packets to transmit | the TCP/UDP checksum is wrong |
 //! | `wrong_worker` | TCP/UDP packets of an existing connection, with two workers or more | the packet, already rewritten, is handed to the next worker, which transmits it |
 //! | `drop_packet` | packets to transmit | dropped instead (counted as `unsupported`) |
-//! | `wrong_rs` | packets of an existing connection to a real server | sent to another configured real server of the same protocol and family |
-//! | `reused_local_port` | new FULLNAT connections | the local address and port of a live connection to the same real server are used again, for all its packets |
+//! | `wrong_rs` | packets of an existing connection to a real server that has another of its protocol and family configured | sent to another configured real server of the same protocol and family |
+//! | `reused_local_port` | new FULLNAT connections with an earlier one of this worker to the same real server (the last 16 are remembered) | the newest earlier one's local address and port are used again, for all the new connection's client → server packets |
 //!
 //! Each changed, moved or dropped packet adds one to `Counters::faults_injected`. The
 //! hook costs the normal path one test of an `Option`; everything here is cold, and it
