@@ -61,6 +61,7 @@ fn fullnat_ring_example_has_the_expected_values() {
                 tx_queues: 2,
                 mac: None,
                 gateway_mac: Some(mac("02:00:00:00:00:01")),
+                gateway: None,
                 rss: RssConfig {
                     key: RssKeySpec::Symmetric,
                     hash_types: vec![
@@ -82,6 +83,7 @@ fn fullnat_ring_example_has_the_expected_values() {
                 tx_queues: 2,
                 mac: Some(mac("02:00:00:00:01:02")),
                 gateway_mac: Some(mac("02:00:00:00:00:02")),
+                gateway: None,
                 rss: RssConfig::default(),
                 checksum_offload: false,
             },
@@ -292,11 +294,11 @@ fn svc(vip: &str, port: u16, proto: &str, mode: &str) -> String {
 )]
 #[case::unknown_top_level_key(
     format!("{PORT}[bogus]\nx = 1\n"),
-    "t.toml:4:2: bogus: unknown field `bogus`, expected one of `port`, `worker`, `service`, `laddr`, `steering`, `timeouts`, `tables`, `control`, `trace`, `policies`, `fault`, `eal`"
+    "t.toml:4:2: bogus: unknown field `bogus`, expected one of `port`, `worker`, `service`, `laddr`, `steering`, `timeouts`, `tables`, `control`, `trace`, `policies`, `fault`, `neighbours`, `eal`"
 )]
 #[case::unknown_port_key(
     format!("{PORT}rx_queue = 2\n"),
-    "t.toml:4:1: port[0].rx_queue: unknown field `rx_queue`, expected one of `name`, `device`, `rx_queues`, `tx_queues`, `mac`, `gateway_mac`, `rss`, `checksum_offload`"
+    "t.toml:4:1: port[0].rx_queue: unknown field `rx_queue`, expected one of `name`, `device`, `rx_queues`, `tx_queues`, `mac`, `gateway_mac`, `gateway`, `rss`, `checksum_offload`"
 )]
 #[case::unknown_rs_key(
     format!("{PORT}{}[[service.rs]]\naddr = \"10.1.0.1:80\"\nwieght = 2\n", svc("10.0.0.1", 80, "tcp", "nat")),
@@ -342,6 +344,14 @@ fn svc(vip: &str, port: u16, proto: &str, mode: &str) -> String {
 #[case::multicast_mac(
     format!("{PORT}gateway_mac = \"01:00:5e:00:00:01\"\n"),
     "t.toml:4:15: port[0].gateway_mac: expected a unicast MAC address, got 01:00:5e:00:00:01 (group bit set)"
+)]
+#[case::multicast_gateway(
+    format!("{PORT}gateway = \"224.0.0.1\"\n"),
+    "t.toml:4:11: port[0].gateway: 224.0.0.1 cannot be a next hop: use a unicast address"
+)]
+#[case::bad_gateway(
+    format!("{PORT}gateway = \"10.0.0\"\n"),
+    "t.toml:4:11: port[0].gateway: expected an IP address, got \"10.0.0\""
 )]
 #[case::bad_mac(
     format!("{PORT}mac = \"02:00:00:00:00\"\n"),

@@ -52,6 +52,7 @@ fn snapshot() -> StatsSnapshot {
             ..PortStats::default()
         }],
         fault: None,
+        neighbours: Vec::new(),
     }
 }
 

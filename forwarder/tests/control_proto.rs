@@ -374,6 +374,7 @@ fn sample_stats() -> StatsSnapshot {
             ..PortStats::default()
         }],
         fault: None,
+        neighbours: Vec::new(),
     }
 }
 

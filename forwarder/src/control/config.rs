@@ -434,8 +434,11 @@ pub struct PortConfig {
     pub tx_queues: u16,
     /// MAC address to set instead of the device's own.
     pub mac: Option<MacAddr>,
-    /// Static next-hop MAC address; without it next hops are resolved by ARP/NDP.
+    /// Static next-hop MAC address (wins over `gateway`).
     pub gateway_mac: Option<MacAddr>,
+    /// Next-hop address, resolved by ARP / neighbour solicitation when there is no
+    /// `gateway_mac`. Without either, frames to the next hop are broadcast.
+    pub gateway: Option<IpAddr>,
     /// RSS settings.
     pub rss: RssConfig,
     /// Whether to use the device's checksum offloads when it has them (default true).
@@ -665,6 +668,15 @@ pub struct LaddrConfig {
     pub port: usize,
     /// The addresses.
     pub addrs: Vec<IpAddr>,
+}
+
+/// `[neighbours]`: next-hop resolution beyond the ports' `gateway`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NeighboursConfig {
+    /// Resolve every real server's address (without a static `mac`) on the real servers'
+    /// port, and send it frames at its own MAC once known (default false: everything
+    /// goes to the gateway; on for real servers on the forwarder's own link).
+    pub real_servers: bool,
 }
 
 /// `[policies]`: what the packet path does with packets that are not plain forwarding.
@@ -903,6 +915,8 @@ pub struct Config {
     /// `[fault]`: a deliberate fault for testing the correctness harness (`None`, the
     /// default, forwards correctly). See [`crate::dataplane::fault`].
     pub fault: Option<FaultConfig>,
+    /// `[neighbours]`.
+    pub neighbours: NeighboursConfig,
     /// Extra EAL arguments (the ports' `-a`/`--vdev` options are added by the runtime).
     pub eal_args: Vec<String>,
 }
@@ -1003,7 +1017,14 @@ struct RawConfig {
     trace: Option<S<RawTrace>>,
     policies: Option<RawPolicies>,
     fault: Option<RawFault>,
+    neighbours: Option<RawNeighbours>,
     eal: Option<RawEal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbours {
+    real_servers: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -1032,6 +1053,7 @@ struct RawPort {
     tx_queues: Option<S<i64>>,
     mac: Option<S<String>>,
     gateway_mac: Option<S<String>>,
+    gateway: Option<S<String>>,
     rss: Option<RawRss>,
     checksum_offload: Option<S<bool>>,
 }
@@ -1388,6 +1410,13 @@ impl Ctx<'_> {
             trace,
             policies,
             fault,
+            neighbours: NeighboursConfig {
+                real_servers: raw
+                    .neighbours
+                    .as_ref()
+                    .and_then(|n| n.real_servers)
+                    .unwrap_or(false),
+            },
             eal_args,
         })
     }
@@ -1452,6 +1481,26 @@ impl Ctx<'_> {
                 .as_ref()
                 .map(|m| self.mac(m, &f("gateway_mac")))
                 .transpose()?;
+            let gateway = rp
+                .gateway
+                .as_ref()
+                .map(|g| {
+                    let field = f("gateway");
+                    match g.get_ref().parse::<IpAddr>() {
+                        Ok(a) if !a.is_unspecified() && !a.is_multicast() => Ok(a),
+                        Ok(a) => Err(self.error(
+                            g.span(),
+                            &field,
+                            format!("{a} cannot be a next hop: use a unicast address"),
+                        )),
+                        Err(_) => Err(self.error(
+                            g.span(),
+                            &field,
+                            format!("expected an IP address, got {:?}", g.get_ref()),
+                        )),
+                    }
+                })
+                .transpose()?;
             let rss = match &rp.rss {
                 None => RssConfig::default(),
                 Some(r) => self.rss(r, i, rx_queues)?,
@@ -1463,6 +1512,7 @@ impl Ctx<'_> {
                 tx_queues,
                 mac,
                 gateway_mac,
+                gateway,
                 rss,
                 checksum_offload: rp.checksum_offload.as_ref().is_none_or(|c| *c.get_ref()),
             });

@@ -106,6 +106,24 @@ pub struct StatsSnapshot {
     /// The injected fault; `None` when the forwarder runs correctly (the default).
     #[serde(default)]
     pub fault: Option<FaultStats>,
+    /// Next hops being resolved (gateways, real servers).
+    #[serde(default)]
+    pub neighbours: Vec<NeighbourStats>,
+}
+
+/// A next hop the master resolves by ARP / neighbour solicitation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourStats {
+    /// Its address.
+    pub addr: String,
+    /// The port asked on.
+    pub port: String,
+    /// `gateway`, `real_server` or both (`gateway,real_server`).
+    pub role: String,
+    /// The MAC learned, if any.
+    pub mac: Option<String>,
+    /// Requests sent for it.
+    pub requests: u64,
 }
 
 impl StatsSnapshot {

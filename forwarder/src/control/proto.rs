@@ -1147,6 +1147,25 @@ fn render_stats(stats: &StatsSnapshot) -> String {
             })
             .collect(),
     ));
+    if !stats.neighbours.is_empty() {
+        out.push('\n');
+        out.push_str(&table(
+            &["NEXT HOP", "PORT", "ROLE", "MAC", "REQUESTS"],
+            stats
+                .neighbours
+                .iter()
+                .map(|n| {
+                    vec![
+                        n.addr.clone(),
+                        n.port.clone(),
+                        n.role.clone(),
+                        n.mac.clone().unwrap_or_else(|| "(unresolved)".into()),
+                        n.requests.to_string(),
+                    ]
+                })
+                .collect(),
+        ));
+    }
     out
 }
 

@@ -270,6 +270,21 @@ pub enum ConfigChange {
     AddLaddr(IpAddr),
     /// Remove a FULLNAT local address (refused while connections use it).
     RemoveLaddr(IpAddr),
+    /// A port's next-hop MAC, learned by neighbour resolution.
+    SetGatewayMac {
+        /// The port (DPDK port id).
+        port: u16,
+        /// The MAC.
+        mac: [u8; 6],
+    },
+    /// The MAC of every real server at an address, learned by neighbour resolution: frames
+    /// to it go to this MAC instead of the gateway's.
+    SetRealServerMac {
+        /// The address.
+        addr: IpAddr,
+        /// The MAC.
+        mac: [u8; 6],
+    },
 }
 
 /// A configuration error; the message names the field.
@@ -314,6 +329,9 @@ pub enum ConfigError {
     /// A real server names a port that is not in `ports`.
     #[error("real_servers[{0}].port: port {1} is not configured")]
     UnknownPort(SocketAddr, u16),
+    /// A change names a port that is not in `ports`.
+    #[error("ports: port {0} is not configured")]
+    NoSuchPort(u16),
     /// DR needs the real server's MAC.
     #[error("real_servers[{0}].mac: DR mode needs the real server's MAC")]
     MissingMac(SocketAddr),

@@ -383,6 +383,22 @@ impl Worker {
                 self.laddrs.retain(|l| *l != a);
                 Ok(())
             }
+            ConfigChange::SetGatewayMac { port, mac } => {
+                let p = self
+                    .ports
+                    .get_mut(usize::from(port))
+                    .ok_or(ConfigError::NoSuchPort(port))?;
+                p.gateway_mac = mac;
+                Ok(())
+            }
+            ConfigChange::SetRealServerMac { addr, mac } => {
+                for s in self.services.iter_mut().flatten() {
+                    for rs in s.rs.iter_mut().filter(|r| r.addr.ip() == addr) {
+                        rs.mac = Some(mac);
+                    }
+                }
+                Ok(())
+            }
         }
     }
 

@@ -14,8 +14,8 @@ use dpdk::{Burst, Mbuf, Mempool};
 
 use crate::control::config::{Mode as CfgMode, Proto as CfgProto, Scheduler};
 use crate::control::metrics::{
-    FaultStats, MetricsServer, PortStats as MetricsPort, ServiceStats, StatsSnapshot,
-    WorkerStats as MetricsWorker,
+    FaultStats, MetricsServer, NeighbourStats, PortStats as MetricsPort, ServiceStats,
+    StatsSnapshot, WorkerStats as MetricsWorker,
 };
 use crate::control::proto::{
     ConnFilter, ConnInfo as ProtoConn, ConnState, LaddrInfo, RealServerInfo, Request, Response,
@@ -93,6 +93,17 @@ pub struct Master {
     metrics: Option<MetricsServer>,
     /// The fault the workers inject, if any (shown in `stats` and metrics).
     fault: Option<FaultConfig>,
+    /// Next-hop resolution: the ports' gateways, and real servers where asked.
+    resolver: neigh::Resolver,
+    /// Per master port: the gateway to resolve, if any.
+    gateways: Vec<Option<IpAddr>>,
+    resolve_real_servers: bool,
+    /// The master's clock for resolution (requests are due relative to it).
+    started: Instant,
+    /// When the resolution targets were last recomputed from the configuration.
+    targets_at: Option<Instant>,
+    /// ARP requests and neighbour solicitations sent.
+    neigh_requests: u64,
 }
 
 /// The master's copy of what it told the workers, for listing.
@@ -112,6 +123,9 @@ struct MasterPort {
     name: String,
     mac: [u8; 6],
 }
+
+/// How often the resolution targets are recomputed from the configuration.
+const TARGETS_EVERY: Duration = Duration::from_millis(200);
 
 /// The master's connections to the workers.
 #[derive(Debug)]
@@ -221,6 +235,12 @@ impl Master {
             server,
             metrics,
             fault: plan.dataplane.fault,
+            resolver: neigh::Resolver::default(),
+            gateways: plan.ports.iter().map(|p| p.gateway).collect(),
+            resolve_real_servers: plan.resolve_real_servers,
+            started: Instant::now(),
+            targets_at: None,
+            neigh_requests: 0,
         })
     }
 
@@ -237,6 +257,7 @@ impl Master {
                 self.reload();
             }
             self.poll_control_packets();
+            self.poll_neighbours(pool);
             self.poll_trace();
             self.poll_control_socket();
             self.poll_metrics();
@@ -264,16 +285,22 @@ impl Master {
         }
     }
 
-    /// Answers ARP and neighbour solicitations for owned addresses; everything else is
-    /// counted and freed.
+    /// Learns next hops from neighbour frames, answers ARP and neighbour solicitations
+    /// for owned addresses; everything else is counted and freed.
     fn control_packet(&mut self, mut m: Mbuf) {
         let port = m.port();
         let Some(idx) = self.ports.iter().position(|p| p.id == port) else {
             self.control_dropped += 1;
             return;
         };
+        let learned = neigh::learn(m.data());
+        if let Some((addr, mac)) = learned {
+            self.learn_neighbour(addr, mac);
+        }
         let Some(reply) = neigh::answer(m.data(), self.ports[idx].mac, &self.owned) else {
-            self.control_dropped += 1;
+            if learned.is_none() {
+                self.control_dropped += 1;
+            }
             return;
         };
         m.reset();
@@ -292,6 +319,113 @@ impl Master {
         } else {
             self.control_dropped += 1;
         }
+    }
+
+    /// What to resolve: each port's gateway, and with `[neighbours] real_servers` every
+    /// real server without a static MAC (on the real servers' port).
+    fn neighbour_targets(&self) -> Vec<(IpAddr, usize, neigh::Role)> {
+        let mut t: Vec<(IpAddr, usize, neigh::Role)> = self
+            .gateways
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| g.map(|a| (a, i, neigh::Role::Gateway(i))))
+            .collect();
+        if self.resolve_real_servers {
+            if let Some(rs_port) = self.ports.iter().position(|p| p.id == self.shadow.rs_port) {
+                for s in &self.shadow.services {
+                    for rs in s.real_servers.iter().filter(|r| r.mac.is_none()) {
+                        t.push((rs.addr.ip(), rs_port, neigh::Role::RealServer));
+                    }
+                }
+            }
+        }
+        t
+    }
+
+    /// An owned address of `target`'s family to ask from on port `port` (a local address
+    /// of that port first), if any.
+    fn neighbour_source(&self, port: usize, target: IpAddr) -> Option<IpAddr> {
+        let name = &self.ports.get(port)?.name;
+        let same = |a: &IpAddr| a.is_ipv4() == target.is_ipv4();
+        self.shadow
+            .laddrs
+            .iter()
+            .filter(|(p, a)| p == name && same(a))
+            .map(|(_, a)| *a)
+            .next()
+            .or_else(|| self.owned.iter().copied().find(same))
+    }
+
+    /// Sends the ARP requests / neighbour solicitations that are due.
+    fn poll_neighbours(&mut self, pool: &Mempool) {
+        if self.targets_at.is_none_or(|t| t.elapsed() >= TARGETS_EVERY) {
+            let targets = self.neighbour_targets();
+            self.resolver.set_targets(&targets);
+            self.targets_at = Some(Instant::now());
+        }
+        for (port, target) in self.resolver.due(self.started.elapsed()) {
+            let Some(src) = self.neighbour_source(port, target) else {
+                continue;
+            };
+            let (id, mac) = (self.ports[port].id, self.ports[port].mac);
+            let frame = match (src, target) {
+                (IpAddr::V4(s), IpAddr::V4(t)) => neigh::arp_request(mac, s, t),
+                (IpAddr::V6(s), IpAddr::V6(t)) => neigh::neighbor_solicit(mac, s, t),
+                _ => continue,
+            };
+            let Some(mut m) = Mbuf::alloc(pool) else {
+                return;
+            };
+            if m.extend_from_slice(&frame).is_ok() {
+                m.set_port(id);
+                if self.out.enqueue(m).is_ok() {
+                    self.neigh_requests += 1;
+                } else {
+                    self.control_dropped += 1;
+                }
+            }
+        }
+    }
+
+    /// A neighbour's MAC, learned from a frame: the workers get it if it is a next hop
+    /// whose MAC is new or changed.
+    fn learn_neighbour(&mut self, addr: IpAddr, mac: [u8; 6]) {
+        for update in self.resolver.learn(addr, mac) {
+            let change = match update {
+                neigh::Update::Gateway { port, mac } => match self.ports.get(port) {
+                    Some(p) => ConfigChange::SetGatewayMac { port: p.id, mac },
+                    None => continue,
+                },
+                neigh::Update::RealServer { addr, mac } => {
+                    ConfigChange::SetRealServerMac { addr, mac }
+                }
+            };
+            match self.change(change) {
+                Ok(()) => eprintln!(
+                    "forwarder: next hop {addr} is at {}",
+                    crate::control::config::MacAddr(mac)
+                ),
+                Err(e) => eprintln!("forwarder: next hop {addr}: the workers refused it: {e}"),
+            }
+        }
+    }
+
+    /// A change with the MACs learned so far filled in for real servers that have none.
+    fn with_learned_macs(&self, mut change: ConfigChange) -> ConfigChange {
+        let fill = |rs: &mut RealServerConfig| {
+            if rs.mac.is_none() {
+                rs.mac = self.resolver.mac_of(rs.addr.ip());
+            }
+        };
+        if !self.resolve_real_servers {
+            return change;
+        }
+        match &mut change {
+            ConfigChange::AddService(s) => s.real_servers.iter_mut().for_each(fill),
+            ConfigChange::AddRealServer { rs, .. } => fill(rs),
+            _ => {}
+        }
+        change
     }
 
     /// Gratuitous ARP / unsolicited advertisements for every owned address on every port.
@@ -318,6 +452,7 @@ impl Master {
     /// others. A refused change therefore changes nothing anywhere (every worker holds
     /// the same configuration and applies changes all-or-nothing).
     pub fn change(&mut self, change: ConfigChange) -> Result<(), String> {
+        let change = self.with_learned_macs(change);
         // Maglev snapshots the workers gave up: freed here, after the last worker has
         // applied the change (so none still reads them).
         let mut retired: Vec<Maglev> = Vec::new();
@@ -693,6 +828,8 @@ impl Master {
                 }
             }
             ConfigChange::RemoveLaddr(a) => sh.laddrs.retain(|(_, x)| x != a),
+            // Learned, not configured: the resolver holds them.
+            ConfigChange::SetGatewayMac { .. } | ConfigChange::SetRealServerMac { .. } => {}
         }
     }
 
@@ -991,6 +1128,32 @@ impl Master {
                 .collect(),
             services,
             ports,
+            neighbours: self
+                .resolver
+                .entries()
+                .iter()
+                .map(|e| NeighbourStats {
+                    addr: e.addr.to_string(),
+                    port: self
+                        .ports
+                        .get(e.port)
+                        .map(|p| p.name.clone())
+                        .unwrap_or_default(),
+                    role: e
+                        .roles
+                        .iter()
+                        .map(|r| match r {
+                            neigh::Role::Gateway(_) => "gateway",
+                            neigh::Role::RealServer => "real_server",
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    mac: e
+                        .mac
+                        .map(|m| crate::control::config::MacAddr(m).to_string()),
+                    requests: e.requests,
+                })
+                .collect(),
         }
     }
 }

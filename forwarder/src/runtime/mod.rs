@@ -115,6 +115,8 @@ pub struct RuntimePlan {
     pub trace: Option<(PathBuf, u64)>,
     /// The configuration file, reread on SIGHUP.
     pub config_path: Option<PathBuf>,
+    /// Resolve real servers' MACs too (not only the ports' gateways).
+    pub resolve_real_servers: bool,
 }
 
 /// Queue depth of the master ↔ worker command queues.

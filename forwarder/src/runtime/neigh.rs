@@ -1,9 +1,13 @@
-//! Neighbour answers of the master: ARP replies and IPv6 neighbour advertisements for the
-//! addresses the forwarder owns (VIPs, local addresses), and the gratuitous ARP / unsolicited
-//! advertisements it sends at start. Pure functions over bytes, so they are tested without
-//! the EAL. A VLAN tag in a request is kept in the answer.
+//! Neighbours, on the master: ARP replies and IPv6 neighbour advertisements for the
+//! addresses the forwarder owns (VIPs, local addresses), the gratuitous ARP / unsolicited
+//! advertisements it sends at start, and next-hop resolution ([`Resolver`]): ARP requests
+//! and neighbour solicitations for the configured gateways (and, where asked, the real
+//! servers), learning their MACs from what comes back. Pure functions and state over bytes
+//! and a caller's clock, so all of it is tested without the EAL. A VLAN tag in a request
+//! is kept in the answer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
 
 use l4lab_wire::{
     ArpOperation, ArpPacket, EtherType, EthernetAddress, EthernetFrame, Icmpv6Message,
@@ -11,6 +15,8 @@ use l4lab_wire::{
 };
 
 const ICMPV6: u8 = 58;
+/// NDP option: source link-layer address.
+const OPT_SOURCE_LLA: u8 = 1;
 /// NDP option: target link-layer address.
 const OPT_TARGET_LLA: u8 = 2;
 /// Neighbour advertisement flags: solicited, override.
@@ -165,6 +171,252 @@ pub fn announcements(mac: [u8; 6], owned: &[IpAddr]) -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A broadcast ARP request for `target`, from `sender` at `mac`.
+pub fn arp_request(mac: [u8; 6], sender: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut out = gratuitous_arp(mac, sender);
+    let mut arp = ArpPacket::new_unchecked(&mut out[14..42]);
+    arp.set_target_protocol_addr(target);
+    out
+}
+
+/// A neighbour solicitation for `target` from `src` at `mac`, sent to the target's
+/// solicited-node multicast group with our link-layer address as an option.
+pub fn neighbor_solicit(mac: [u8; 6], src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    const ICMP_LEN: usize = 8 + 16 + 8;
+    let t = target.octets();
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | u16::from(t[13]),
+        u16::from_be_bytes([t[14], t[15]]),
+    );
+    let mut out = vec![0u8; 14 + 40 + ICMP_LEN];
+    out[0..6].copy_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    out[6..12].copy_from_slice(&mac);
+    out[12..14].copy_from_slice(&EtherType::IPV6.0.to_be_bytes());
+    let ip = &mut out[14..54];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&(ICMP_LEN as u16).to_be_bytes());
+    ip[6] = ICMPV6;
+    ip[7] = 255;
+    ip[8..24].copy_from_slice(&src.octets());
+    ip[24..40].copy_from_slice(&group.octets());
+    let icmp = &mut out[54..];
+    icmp[0] = Icmpv6Message::NEIGHBOR_SOLICIT.0;
+    icmp[8..24].copy_from_slice(&t);
+    icmp[24] = OPT_SOURCE_LLA;
+    icmp[25] = 1;
+    icmp[26..32].copy_from_slice(&mac);
+    if let Ok(mut p) = Icmpv6Packet::new_checked(&mut out[54..]) {
+        p.fill_checksum(src, group);
+    }
+    out
+}
+
+/// The (address, MAC) a neighbour frame vouches for: the sender of an ARP request or
+/// reply, the target of a neighbour advertisement with a target link-layer address, the
+/// source of a solicitation with a source link-layer address. ICMPv6 must have hop limit
+/// 255 and a valid checksum; anything else is `None`.
+pub fn learn(frame: &[u8]) -> Option<(IpAddr, [u8; 6])> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    let l3 = eth.l3_offset();
+    match eth.effective_ethertype() {
+        EtherType::ARP => {
+            let arp = ArpPacket::new_checked(&frame[l3..]).ok()?;
+            let ip = arp.source_protocol_addr();
+            let mac = arp.source_hardware_addr().0;
+            let usable = (arp.operation() == ArpOperation::REQUEST
+                || arp.operation() == ArpOperation::REPLY)
+                && !ip.is_unspecified()
+                && mac != [0; 6]
+                && mac[0] & 1 == 0;
+            usable.then_some((IpAddr::V4(ip), mac))
+        }
+        EtherType::IPV6 => {
+            let ip = Ipv6Packet::new_checked(&frame[l3..]).ok()?;
+            if ip.next_header() != l4lab_wire::IpProtocol(ICMPV6) || ip.hop_limit() != 255 {
+                return None;
+            }
+            let icmp = Icmpv6Packet::new_checked(ip.payload()).ok()?;
+            if icmp.msg_code() != 0 || !icmp.verify_checksum(ip.src_addr(), ip.dst_addr()) {
+                return None;
+            }
+            let (addr, want) = match icmp.msg_type() {
+                Icmpv6Message::NEIGHBOR_ADVERT => {
+                    let t = <[u8; 16]>::try_from(icmp.data().get(..16)?).ok()?;
+                    (Ipv6Addr::from(t), OPT_TARGET_LLA)
+                }
+                Icmpv6Message::NEIGHBOR_SOLICIT if !ip.src_addr().is_unspecified() => {
+                    (ip.src_addr(), OPT_SOURCE_LLA)
+                }
+                _ => return None,
+            };
+            // Options after the 16-byte target: type, length in units of 8 bytes.
+            let mut opts = icmp.data().get(16..)?;
+            while opts.len() >= 8 {
+                let len = usize::from(opts[1]) * 8;
+                if len == 0 || len > opts.len() {
+                    return None;
+                }
+                if opts[0] == want && len == 8 {
+                    let mac = <[u8; 6]>::try_from(&opts[2..8]).ok()?;
+                    return (mac[0] & 1 == 0).then_some((IpAddr::V6(addr), mac));
+                }
+                opts = &opts[len..];
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Why an address is resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The next hop of a port (plan port index) for everything not sent to a real
+    /// server's own MAC.
+    Gateway(usize),
+    /// A real server reached directly.
+    RealServer,
+}
+
+/// A resolved MAC that the workers must learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Update {
+    /// A port's gateway MAC.
+    Gateway {
+        /// Plan port index.
+        port: usize,
+        /// The MAC.
+        mac: [u8; 6],
+    },
+    /// Every real server at this address.
+    RealServer {
+        /// The address.
+        addr: IpAddr,
+        /// The MAC.
+        mac: [u8; 6],
+    },
+}
+
+/// One address being resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The address.
+    pub addr: IpAddr,
+    /// The port (plan index) requests for it leave by.
+    pub port: usize,
+    /// Why.
+    pub roles: Vec<Role>,
+    /// The MAC, once learned.
+    pub mac: Option<[u8; 6]>,
+    /// Requests sent.
+    pub requests: u64,
+    /// When the next request is due (caller's clock).
+    next: Duration,
+}
+
+/// Next-hop resolution state: which addresses to resolve, what was learned, when to ask
+/// again. Unresolved addresses are asked every [`Resolver::RETRY`]; resolved ones are
+/// refreshed every [`Resolver::REFRESH`]; a changed MAC is an update again.
+#[derive(Debug, Clone, Default)]
+pub struct Resolver {
+    entries: Vec<Entry>,
+}
+
+impl Resolver {
+    /// Interval between requests for an unresolved address.
+    pub const RETRY: Duration = Duration::from_secs(1);
+    /// Interval between refreshes of a resolved one.
+    pub const REFRESH: Duration = Duration::from_secs(30);
+
+    /// Sets what to resolve: (address, port, role) triples; an address keeps what was
+    /// learned about it; addresses no longer listed are forgotten.
+    pub fn set_targets(&mut self, targets: &[(IpAddr, usize, Role)]) {
+        let mut next: Vec<Entry> = Vec::new();
+        for &(addr, port, role) in targets {
+            if let Some(e) = next.iter_mut().find(|e| e.addr == addr) {
+                if !e.roles.contains(&role) {
+                    e.roles.push(role);
+                }
+                continue;
+            }
+            let mut e = self
+                .entries
+                .iter()
+                .find(|e| e.addr == addr)
+                .cloned()
+                .unwrap_or(Entry {
+                    addr,
+                    port,
+                    roles: Vec::new(),
+                    mac: None,
+                    requests: 0,
+                    next: Duration::ZERO,
+                });
+            e.port = port;
+            e.roles = vec![role];
+            next.push(e);
+        }
+        self.entries = next;
+    }
+
+    /// The addresses whose request is due at `now`, with the port to ask on; each is
+    /// rescheduled.
+    pub fn due(&mut self, now: Duration) -> Vec<(usize, IpAddr)> {
+        let mut out = Vec::new();
+        for e in &mut self.entries {
+            if now >= e.next {
+                out.push((e.port, e.addr));
+                e.requests += 1;
+                e.next = now
+                    + if e.mac.is_some() {
+                        Self::REFRESH
+                    } else {
+                        Self::RETRY
+                    };
+            }
+        }
+        out
+    }
+
+    /// Takes in what a frame vouched for: the updates the workers need when `addr` is a
+    /// target whose MAC is new or changed.
+    pub fn learn(&mut self, addr: IpAddr, mac: [u8; 6]) -> Vec<Update> {
+        let Some(e) = self.entries.iter_mut().find(|e| e.addr == addr) else {
+            return Vec::new();
+        };
+        if e.mac == Some(mac) {
+            return Vec::new();
+        }
+        e.mac = Some(mac);
+        e.roles
+            .iter()
+            .map(|r| match *r {
+                Role::Gateway(port) => Update::Gateway { port, mac },
+                Role::RealServer => Update::RealServer { addr, mac },
+            })
+            .collect()
+    }
+
+    /// The MAC learned for `addr`, if any.
+    pub fn mac_of(&self, addr: IpAddr) -> Option<[u8; 6]> {
+        self.entries
+            .iter()
+            .find(|e| e.addr == addr)
+            .and_then(|e| e.mac)
+    }
+
+    /// Every address being resolved.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +540,133 @@ mod tests {
         assert_eq!(&a[0][14..16], &[0, 1], "ethernet hardware type");
         let p = SlicedPacket::from_ethernet(&a[1]).expect("valid NA");
         assert!(matches!(p.net, Some(NetSlice::Ipv6(_))));
+    }
+
+    #[test]
+    fn arp_request_asks_for_the_target_and_its_reply_is_learned() {
+        let req = super::arp_request(OURS, Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(10, 0, 0, 1));
+        let p = SlicedPacket::from_ethernet(&req).expect("parses");
+        assert_eq!(p.link.as_ref().map(|l| l.to_header().is_some()), Some(true));
+        let arp = ArpPacket::new_checked(&req[14..]).expect("arp");
+        assert_eq!(arp.operation(), ArpOperation::REQUEST);
+        assert_eq!(arp.source_protocol_addr(), Ipv4Addr::new(10, 0, 0, 5));
+        assert_eq!(arp.target_protocol_addr(), Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(&req[0..6], &[0xff; 6], "broadcast");
+        // The gateway's answer: learned as the gateway's MAC.
+        let mut reply = req.clone();
+        {
+            let mut a = ArpPacket::new_checked(&mut reply[14..]).expect("arp");
+            a.set_operation(ArpOperation::REPLY);
+            a.set_source_hardware_addr(EthernetAddress(ASKER));
+            a.set_source_protocol_addr(Ipv4Addr::new(10, 0, 0, 1));
+        }
+        assert_eq!(
+            learn(&reply),
+            Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), ASKER))
+        );
+        // A request vouches for its sender too; garbage for nothing.
+        assert_eq!(
+            learn(&arp_request(Ipv4Addr::new(10, 0, 0, 99))),
+            Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 99)), ASKER))
+        );
+        assert_eq!(learn(&reply[..30]), None);
+        assert_eq!(learn(&[0u8; 60]), None);
+    }
+
+    #[test]
+    fn solicitation_is_valid_and_advertisements_are_learned() {
+        let src: Ipv6Addr = "2001:db8::5".parse().unwrap();
+        let target: Ipv6Addr = "2001:db8::1:2:3".parse().unwrap();
+        let ns = super::neighbor_solicit(OURS, src, target);
+        let p = SlicedPacket::from_ethernet(&ns).expect("parses");
+        let Some(NetSlice::Ipv6(ip)) = &p.net else {
+            panic!("IPv6")
+        };
+        assert_eq!(
+            ip.header().destination_addr(),
+            "ff02::1:ff02:3".parse::<Ipv6Addr>().unwrap(),
+            "solicited-node group"
+        );
+        assert_eq!(&ns[0..6], &[0x33, 0x33, 0xff, 0x02, 0x00, 0x03]);
+        let Some(TransportSlice::Icmpv6(icmp)) = &p.transport else {
+            panic!("ICMPv6")
+        };
+        let h = icmp.header();
+        assert_eq!(
+            h.checksum,
+            h.icmp_type
+                .calc_checksum(
+                    src.octets(),
+                    ip.header().destination_addr().octets(),
+                    icmp.payload()
+                )
+                .unwrap()
+        );
+        // Our own solicitation vouches for us (source link-layer option).
+        assert_eq!(learn(&ns), Some((IpAddr::V6(src), OURS)));
+        // The target's advertisement, built by the same code the answers use.
+        let na = neighbor_advert(
+            &ns[..14],
+            ASKER,
+            EthernetAddress(OURS),
+            target,
+            src,
+            NA_SOLICITED,
+        );
+        assert_eq!(learn(&na), Some((IpAddr::V6(target), ASKER)));
+        // A corrupted checksum is not believed.
+        let mut bad = na.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert_eq!(learn(&bad), None);
+    }
+
+    #[test]
+    fn resolver_retries_refreshes_and_reports_changes() {
+        let gw = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let rs = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 20));
+        let mut r = Resolver::default();
+        r.set_targets(&[
+            (gw, 0, Role::Gateway(0)),
+            (rs, 0, Role::RealServer),
+            (gw, 0, Role::RealServer),
+        ]);
+        let t = Duration::from_millis;
+        assert_eq!(r.due(t(0)), vec![(0, gw), (0, rs)]);
+        assert!(r.due(t(500)).is_empty(), "not before the retry interval");
+        assert_eq!(r.due(t(1000)).len(), 2, "unresolved: asked again");
+        // An answer from something we do not resolve changes nothing.
+        assert!(r
+            .learn(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), ASKER)
+            .is_empty());
+        assert_eq!(
+            r.learn(gw, ASKER),
+            vec![
+                Update::Gateway {
+                    port: 0,
+                    mac: ASKER
+                },
+                Update::RealServer {
+                    addr: gw,
+                    mac: ASKER
+                }
+            ]
+        );
+        assert!(
+            r.learn(gw, ASKER).is_empty(),
+            "the same MAC again is no news"
+        );
+        assert_eq!(r.mac_of(gw), Some(ASKER));
+        // The request already scheduled goes out; after it, a resolved address waits the
+        // refresh interval while an unresolved one keeps retrying.
+        assert_eq!(r.due(t(2000)), vec![(0, gw), (0, rs)]);
+        assert_eq!(r.due(t(3000)), vec![(0, rs)]);
+        assert_eq!(r.due(t(2000) + Resolver::REFRESH).first(), Some(&(0, gw)));
+        assert_eq!(r.learn(gw, OURS).len(), 2, "a moved MAC is news");
+        // New targets keep what was learned.
+        r.set_targets(&[(gw, 1, Role::Gateway(1))]);
+        assert_eq!(r.entries().len(), 1);
+        assert_eq!(r.mac_of(gw), Some(OURS));
+        assert_eq!(r.entries()[0].port, 1);
     }
 }

@@ -100,6 +100,7 @@ pub fn plan(
                         .collect(),
                 },
                 gateway_mac: p.gateway_mac.map_or([0xff; 6], |m| m.0),
+                gateway: p.gateway.filter(|_| p.gateway_mac.is_none()),
                 mac: p.mac.map(|m| m.0),
                 checksum_offload: p.checksum_offload,
             }
@@ -186,5 +187,6 @@ pub fn plan(
             .as_ref()
             .map(|t| (t.path.clone(), t.max_packets)),
         config_path: None,
+        resolve_real_servers: config.neighbours.real_servers,
     }
 }

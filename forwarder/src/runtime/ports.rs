@@ -70,6 +70,8 @@ pub struct PortPlan {
     pub rss: RssPlan,
     /// Static next hop MAC.
     pub gateway_mac: [u8; 6],
+    /// Next hop to resolve (ARP / neighbour solicitation) into `gateway_mac`.
+    pub gateway: Option<std::net::IpAddr>,
     /// MAC to use instead of the device's.
     pub mac: Option<[u8; 6]>,
     /// Use the device's transmit checksum offload when it has one.

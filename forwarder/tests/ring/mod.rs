@@ -9,6 +9,9 @@
 //! IPv4 and TCP checksums recomputed from scratch, payload intact, both directions sent by
 //! the worker that made the connection, and nothing lost.
 
+// Each test file uses a different part of this module.
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
@@ -30,6 +33,8 @@ pub const RPORT: u16 = 8080;
 const QUEUES: u16 = 2;
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const FWD_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x10];
+/// The static next hop of [`start`].
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xfe];
 /// How long one batch of frames may take to come back through two busy-polling workers
 /// that may share a CPU with each other and with this thread.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(20);
@@ -64,6 +69,15 @@ pub struct Driver {
     next_client: u32,
     /// Frames forwarded and checked, for the final reconciliation.
     pub checked: u64,
+    /// Neighbours this "link" has: ARP requests for them are answered with these MACs.
+    pub neighbours: HashMap<Ipv4Addr, [u8; 6]>,
+    /// ARP requests seen, by target.
+    pub arp_requests: HashMap<Ipv4Addr, u64>,
+    /// The destination MAC a forwarded frame to this address must carry (real servers
+    /// the forwarder resolved); everything else goes to `gateway_mac`.
+    pub rs_macs: HashMap<Ipv4Addr, [u8; 6]>,
+    /// The next hop's MAC for everything not in `rs_macs`.
+    pub gateway_mac: [u8; 6],
 }
 
 /// What `start` hands the caller: the driver runs on its own thread while the runtime
@@ -76,14 +90,14 @@ pub struct Setup {
 
 /// The forwarder's configuration: one port (clients and real servers behind it: one-arm),
 /// two workers, a FULLNAT TCP service with round robin over `.10` and `.11`.
-fn config_text(dir: &Path, steering: &str) -> String {
+fn config_text(dir: &Path, steering: &str, port_extra: &str, extra: &str) -> String {
     format!(
         r#"
 [[port]]
 name = "p0"
 device = "net_ring0"
 rx_queues = {QUEUES}
-gateway_mac = "02:00:00:00:00:fe"
+{port_extra}
 
 [laddr]
 p0 = ["{LIP}"]
@@ -101,6 +115,8 @@ rs = [{{ addr = "{rs1}:{RPORT}" }}, {{ addr = "{rs2}:{RPORT}" }}]
 
 [control]
 socket = "{sock}"
+
+{extra}
 "#,
         rs1 = rs(10),
         rs2 = rs(11),
@@ -111,7 +127,19 @@ socket = "{sock}"
 /// EAL up, the ring pair made, the plan built from a real configuration file's text with
 /// the port replaced by the forwarder's end of the pair.
 pub fn start(dir: &Path, tag: &str, steering: &str) -> Setup {
-    let text = config_text(dir, steering);
+    start_with(
+        dir,
+        tag,
+        steering,
+        "gateway_mac = \"02:00:00:00:00:fe\"",
+        "",
+    )
+}
+
+/// [`start`] with lines added to the port's section (`port_extra`, which must say how
+/// the next hop is found) and at the end of the file (`extra`).
+pub fn start_with(dir: &Path, tag: &str, steering: &str, port_extra: &str, extra: &str) -> Setup {
+    let text = config_text(dir, steering, port_extra, extra);
     let config = Config::parse(&text, "ring.toml").expect("configuration parses");
     let mut plan = runtime::plan::plan(&config, None, None);
     // rte_eth_from_rings names the device `net_ring_` + the name it is given.
@@ -157,6 +185,10 @@ pub fn start(dir: &Path, tag: &str, steering: &str) -> Setup {
         by_lport: HashMap::new(),
         next_client: 0,
         checked: 0,
+        neighbours: HashMap::new(),
+        arp_requests: HashMap::new(),
+        rs_macs: HashMap::new(),
+        gateway_mac: GATEWAY_MAC,
     };
     Setup { eal, plan, driver }
 }
@@ -231,6 +263,7 @@ fn tcp_frame(
 #[derive(Debug)]
 pub struct Seen {
     pub queue: u16,
+    pub dst_mac: [u8; 6],
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
     pub ttl: u8,
@@ -266,8 +299,11 @@ fn parse_forwarded(queue: u16, frame: &[u8]) -> Option<Seen> {
         h.source, h.destination
     );
     let _: &Ipv4Header = &h;
+    let mut dst_mac = [0u8; 6];
+    dst_mac.copy_from_slice(&frame[..6]);
     Some(Seen {
         queue,
+        dst_mac,
         src: SocketAddrV4::new(h.source.into(), th.source_port),
         dst: SocketAddrV4::new(h.destination.into(), th.destination_port),
         ttl: h.time_to_live,
@@ -325,8 +361,9 @@ impl Driver {
                 if self.rx[usize::from(q)].rx_burst(&mut burst) > 0 {
                     idle = false;
                 }
-                for m in burst.drain() {
-                    if let Some(s) = parse_forwarded(q, m.data()) {
+                let frames: Vec<Vec<u8>> = burst.drain().map(|m| m.data().to_vec()).collect();
+                for f in frames {
+                    if let Some(s) = self.take(q, &f) {
                         out.push(s);
                     }
                 }
@@ -339,15 +376,72 @@ impl Driver {
         std::thread::sleep(Duration::from_millis(20));
         for q in 0..QUEUES {
             self.rx[usize::from(q)].rx_burst(&mut burst);
-            for m in burst.drain() {
+            let frames: Vec<Vec<u8>> = burst.drain().map(|m| m.data().to_vec()).collect();
+            for f in frames {
                 assert!(
-                    parse_forwarded(q, m.data()).is_none(),
+                    self.take(q, &f).is_none(),
                     "an extra forwarded frame on queue {q}"
                 );
             }
         }
         self.checked += out.len() as u64;
         out
+    }
+
+    /// One frame the forwarder sent: ARP requests are counted and, for a neighbour this
+    /// link has, answered; a forwarded TCP frame is parsed, checked (checksums, and its
+    /// destination MAC: the real server's own where it was resolved, else the gateway's)
+    /// and returned.
+    fn take(&mut self, q: u16, frame: &[u8]) -> Option<Seen> {
+        if frame.len() >= 42 && frame[12..14] == [0x08, 0x06] && frame[20..22] == [0, 1] {
+            let asker_mac: [u8; 6] = frame[22..28].try_into().expect("6 bytes");
+            let asker_ip: [u8; 4] = frame[28..32].try_into().expect("4 bytes");
+            let target = Ipv4Addr::from(<[u8; 4]>::try_from(&frame[38..42]).expect("4 bytes"));
+            *self.arp_requests.entry(target).or_default() += 1;
+            // A gratuitous announcement asks for its own sender: no answer.
+            if let Some(&mac) = self.neighbours.get(&target) {
+                let mut reply = Vec::with_capacity(60);
+                reply.extend_from_slice(&asker_mac);
+                reply.extend_from_slice(&mac);
+                reply.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 2]);
+                reply.extend_from_slice(&mac);
+                reply.extend_from_slice(&target.octets());
+                reply.extend_from_slice(&asker_mac);
+                reply.extend_from_slice(&asker_ip);
+                reply.resize(60, 0);
+                self.send(&[(0, reply)]);
+            }
+            return None;
+        }
+        let seen = parse_forwarded(q, frame)?;
+        let want = self
+            .rs_macs
+            .get(seen.dst.ip())
+            .copied()
+            .unwrap_or(self.gateway_mac);
+        assert_eq!(
+            seen.dst_mac, want,
+            "destination MAC of a frame to {}",
+            seen.dst
+        );
+        Some(seen)
+    }
+
+    /// Answers ARP (and passes nothing else) for `wait`, e.g. while the forwarder resolves
+    /// its next hops before traffic starts.
+    pub fn serve_arp(&mut self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut burst = Burst::new();
+        while Instant::now() < until {
+            for q in 0..QUEUES {
+                self.rx[usize::from(q)].rx_burst(&mut burst);
+                let frames: Vec<Vec<u8>> = burst.drain().map(|m| m.data().to_vec()).collect();
+                for f in frames {
+                    assert!(self.take(q, &f).is_none(), "traffic before any was sent");
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// Where the NIC delivers a frame from `src` to `dst`.
