@@ -147,6 +147,7 @@ fn fullnat_ring_example_has_the_expected_values() {
     assert_eq!(c.timeouts.tcp.listen, Duration::from_secs(120));
     assert_eq!(c.timeouts.udp.normal, Duration::from_secs(300));
     assert_eq!(c.tables.conn_capacity, 65536);
+    assert_eq!(c.tables.persist_capacity, 16384);
     assert_eq!(
         c.control.socket,
         PathBuf::from("/run/l4lab/forwarder-ring.sock")
@@ -501,6 +502,10 @@ fn svc(vip: &str, port: u16, proto: &str, mode: &str) -> String {
 #[case::timeout_as_integer(
     format!("{PORT}[timeouts.udp]\nnormal = 300\n"),
     "t.toml:5:10: timeouts.udp.normal: invalid type: integer `300`, expected a string"
+)]
+#[case::huge_persist_capacity(
+    format!("{PORT}[tables]\npersist_capacity = 99999999999\n"),
+    "t.toml:5:20: tables.persist_capacity: must be at most 67108864, got 99999999999"
 )]
 #[case::zero_conn_capacity(
     format!("{PORT}[tables]\nconn_capacity = 0\n"),

@@ -852,12 +852,16 @@ pub struct Timeouts {
 pub struct TablesConfig {
     /// Connection-table capacity of each worker.
     pub conn_capacity: u32,
+    /// Client → real server entries of persistent services, per worker (rounded up to a
+    /// power of two; allocated only when a service has `persistence`).
+    pub persist_capacity: u32,
 }
 
 impl Default for TablesConfig {
     fn default() -> TablesConfig {
         TablesConfig {
             conn_capacity: DEFAULT_CONN_CAPACITY,
+            persist_capacity: crate::dataplane::persist::DEFAULT_CAPACITY,
         }
     }
 }
@@ -1145,6 +1149,7 @@ struct RawUdpTimeouts {
 #[serde(deny_unknown_fields)]
 struct RawTables {
     conn_capacity: Option<S<i64>>,
+    persist_capacity: Option<S<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -1332,12 +1337,20 @@ impl Ctx<'_> {
             },
         };
         let timeouts = self.timeouts(raw.timeouts.as_ref())?;
-        let tables = match raw.tables.as_ref().and_then(|t| t.conn_capacity.as_ref()) {
-            None => TablesConfig::default(),
-            Some(c) => TablesConfig {
-                conn_capacity: self.u32(c, "tables.conn_capacity", 1, MAX_CONN_CAPACITY)?,
-            },
-        };
+        let mut tables = TablesConfig::default();
+        if let Some(t) = raw.tables.as_ref() {
+            if let Some(c) = &t.conn_capacity {
+                tables.conn_capacity = self.u32(c, "tables.conn_capacity", 1, MAX_CONN_CAPACITY)?;
+            }
+            if let Some(c) = &t.persist_capacity {
+                tables.persist_capacity = self.u32(
+                    c,
+                    "tables.persist_capacity",
+                    1,
+                    crate::dataplane::persist::MAX_CAPACITY,
+                )?;
+            }
+        }
         let control = self.control(raw.control.as_ref())?;
         let trace = match &raw.trace {
             None => None,

@@ -140,6 +140,7 @@ pub fn plan(
         .flat_map(|l| l.addrs.iter().copied())
         .collect();
     dp.conn_capacity = config.tables.conn_capacity;
+    dp.persist_capacity = config.tables.persist_capacity;
     dp.timeouts = Timeouts {
         tcp: t.tcp.in_state_order().map(nanos),
         udp: nanos(t.udp.normal),
