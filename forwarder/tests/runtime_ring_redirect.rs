@@ -18,7 +18,7 @@ fn wrong_steering_redirects_and_still_delivers() {
         for round in 0..3 {
             d.round(&conns, round);
         }
-        let stats = d.stats();
+        let stats = d.settled_stats();
         assert_eq!(stats["ports"][0]["steering"], "partition");
         let redirects = worker_sum(&stats, "redirects");
         assert!(

@@ -64,7 +64,7 @@ fn real_servers_change_under_traffic_and_no_connection_is_lost() {
         let all: Vec<usize> = (0..d.conns.len()).collect();
         d.round(&all, round);
 
-        let stats = d.stats();
+        let stats = d.settled_stats();
         assert_eq!(
             stats["ports"][0]["steering"], "rss",
             "RSS-aware local ports in use"

@@ -685,6 +685,20 @@ impl Driver {
         v["stats"].clone()
     }
 
+    /// `stats` once the workers' published counters have caught up with what came back
+    /// here (they publish every few milliseconds): their transmit count reaches the frames
+    /// checked, or two seconds pass and the caller's assertions say what is off.
+    pub fn settled_stats(&self) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let stats = self.stats();
+            if worker_sum(&stats, "tx_packets") >= self.checked || Instant::now() >= deadline {
+                return stats;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Waits until the control socket answers (the workers are running by then).
     pub fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(30);
