@@ -289,7 +289,7 @@ impl Fault {
             .unwrap_or_default();
         let Some((l3, l4)) = parse_out(f.data()) else {
             if self.cfg.kind == FaultKind::DropPacket && self.due() {
-                return (Verdict::Drop(DropReason::Unsupported), true);
+                return (Verdict::Drop(DropReason::FaultInjected), true);
             }
             return (v, false);
         };
@@ -299,7 +299,7 @@ impl Fault {
         let d = f.data_mut();
         let kind = self.cfg.kind;
         match kind {
-            FaultKind::DropPacket if self.due() => (Verdict::Drop(DropReason::Unsupported), true),
+            FaultKind::DropPacket if self.due() => (Verdict::Drop(DropReason::FaultInjected), true),
             FaultKind::BadChecksum if self.due() => {
                 let at = l3.l4 + rewrite::l4_csum_off(l3.proto);
                 let old = rd16(d, at);

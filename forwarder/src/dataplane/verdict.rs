@@ -88,6 +88,8 @@ drop_reasons! {
     /// Valid, but not handled: IPv6 extension headers in NAT64, an IP protocol other than
     /// TCP, UDP and ICMP towards a VIP, an unknown output port.
     Unsupported => "unsupported",
+    /// Dropped on purpose by the `drop_packet` fault (`[fault]`: testing the harness).
+    FaultInjected => "fault_injected",
 }
 
 #[cfg(test)]
