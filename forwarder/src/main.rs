@@ -70,6 +70,16 @@ fn check(path: &Path) -> ExitCode {
                 config.worker_count(),
                 config.services.len()
             );
+            if let Some(f) = &config.fault {
+                // Valid, but the forwarder it describes is broken on purpose.
+                eprintln!(
+                    "{}: warning: [fault] is on ({} every {} eligible packets): this \
+                     forwarder corrupts traffic on purpose, for testing the harness",
+                    path.display(),
+                    f.kind,
+                    f.every
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(code) => code,
