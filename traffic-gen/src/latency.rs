@@ -219,8 +219,21 @@ impl LatencyRx {
             duplicates: sum(|s| s.duplicates),
             reordered: sum(|s| s.reordered),
             foreign: self.foreign,
+            histogram: self.buckets(),
             streams,
         }
+    }
+
+    /// The histogram in buckets that double from 1 µs: (upper bound ns, count); the last
+    /// bucket ends at the maximum. Empty without samples.
+    pub fn buckets(&self) -> Vec<(u64, u64)> {
+        if self.hist.is_empty() {
+            return Vec::new();
+        }
+        self.hist
+            .iter_log(1_000, 2.0)
+            .map(|v| (v.value_iterated_to(), v.count_since_last_iteration()))
+            .collect()
     }
 }
 
@@ -272,6 +285,8 @@ pub struct LatencyReport {
     pub reordered: u64,
     /// Stamps with a stream id this receiver does not track.
     pub foreign: u64,
+    /// Latency histogram: (upper bound ns, samples) in buckets doubling from 1 µs.
+    pub histogram: Vec<(u64, u64)>,
     /// Per stream.
     pub streams: Vec<StreamReport>,
 }
@@ -369,5 +384,44 @@ mod tests {
         let mut merged = LatencyRx::new(1000);
         merged.merge(&rx);
         assert_eq!(merged.report(&[u64::from(3 * WINDOW)]).samples, r.samples);
+    }
+
+    #[test]
+    fn histogram_buckets_double_from_a_microsecond_and_hold_every_sample() {
+        // 1 GHz: one tick is one nanosecond.
+        let mut rx = LatencyRx::new(1_000_000_000);
+        assert!(rx.buckets().is_empty());
+        for (seq, lat) in [500u64, 1_500, 1_600, 3_000, 40_000]
+            .into_iter()
+            .enumerate()
+        {
+            let s = Stamp {
+                stream: 0,
+                seq: seq as u32,
+                tsc: 1_000_000,
+            };
+            rx.record(&s, 1_000_000 + lat);
+        }
+        let b = rx.buckets();
+        assert_eq!(
+            b.iter().map(|(_, n)| n).sum::<u64>(),
+            5,
+            "every sample in a bucket"
+        );
+        let upper: Vec<u64> = b.iter().map(|(u, _)| *u).collect();
+        assert!(
+            upper.windows(2).all(|w| w[1] > w[0]),
+            "ascending: {upper:?}"
+        );
+        let count_upto = |ns: u64| -> u64 {
+            b.iter()
+                .filter(|(u, _)| *u <= ns + ns / 100)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        assert_eq!(count_upto(1_000), 1, "500 ns in the first bucket");
+        assert_eq!(count_upto(2_000), 3, "1.5 and 1.6 µs in (1, 2] µs");
+        assert_eq!(count_upto(4_000), 4);
+        assert_eq!(rx.report(&[5]).histogram, b);
     }
 }
