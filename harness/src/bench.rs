@@ -469,7 +469,7 @@ pub fn mean_positive(values: &[f64]) -> Option<f64> {
 }
 
 /// Latency at a fraction of PDR.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LatencyPoint {
     /// Fraction of PDR (0.5, 0.9).
     pub fraction_of_pdr: f64,
@@ -483,6 +483,8 @@ pub struct LatencyPoint {
     pub p99_ns: u64,
     /// Loss ratio in that trial.
     pub loss_ratio: f64,
+    /// Latency histogram of that trial: (upper bound ns, samples).
+    pub histogram: Vec<(u64, u64)>,
 }
 
 /// One reported point: the forwarder's figures beside the ceiling's.
@@ -895,12 +897,14 @@ socket = "{ctl}"
 }
 
 /// What traffic-gen reported for one trial.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TgOutcome {
     /// The trial.
     pub trial: Trial,
     /// Latency p50/p90/p99 when stamped.
     pub latency: Option<(u64, u64, u64)>,
+    /// The latency histogram: (upper bound ns, samples), when stamped.
+    pub histogram: Vec<(u64, u64)>,
 }
 
 /// Reads traffic-gen's JSON summary.
@@ -936,6 +940,17 @@ pub fn parse_tg_summary(text: &str, load: Load, trial_s: f64) -> Result<TgOutcom
         (Some(a), Some(b), Some(c)) => Some((a as u64, b as u64, c as u64)),
         _ => None,
     };
+    let histogram = v
+        .get("latency")
+        .and_then(|l| l.get("histogram"))
+        .and_then(serde_json::Value::as_array)
+        .map(|buckets| {
+            buckets
+                .iter()
+                .filter_map(|b| Some((b.get(0)?.as_u64()?, b.get(1)?.as_u64()?)))
+                .collect()
+        })
+        .unwrap_or_default();
     // A generator that fell more than 1% short applied less than asked: the trial
     // counts at the load it really offered.
     let offered = if secs > 0.0 { tx as f64 / secs } else { 0.0 };
@@ -952,6 +967,7 @@ pub fn parse_tg_summary(text: &str, load: Load, trial_s: f64) -> Result<TgOutcom
             warmup: false,
         },
         latency,
+        histogram,
     })
 }
 
@@ -1265,6 +1281,7 @@ impl Runner<'_> {
                 p90_ns: p90,
                 p99_ns: p99,
                 loss_ratio: o.trial.loss_ratio(),
+                histogram: o.histogram,
             });
         }
         Ok(out)
@@ -1884,10 +1901,12 @@ mod tests {
     #[test]
     fn parses_traffic_gen_summaries() {
         let text = r#"{"tx_packets": 1000, "rx_packets": 990, "tx_seconds": 0.5,
-            "latency": {"p50_ns": 1000, "p90_ns": 2000, "p99_ns": 3000}}"#;
+            "latency": {"p50_ns": 1000, "p90_ns": 2000, "p99_ns": 3000,
+                        "histogram": [[1000, 3], [2000, 5], [4000, 1]]}}"#;
         let o = parse_tg_summary(text, Load::Pps(2000.0), 0.5).unwrap();
         assert_eq!((o.trial.tx, o.trial.rx), (1000, 990));
         assert_eq!(o.latency, Some((1000, 2000, 3000)));
+        assert_eq!(o.histogram, vec![(1000, 3), (2000, 5), (4000, 1)]);
         assert_eq!(o.trial.load_pps, 2000.0);
         let o = parse_tg_summary(
             r#"{"tx_packets": 10, "rx_packets": 10, "tx_seconds": 0.25, "latency": null}"#,

@@ -48,6 +48,7 @@ pub(super) fn render(r: &Report) -> String {
         }
     );
     failures(&mut s, r);
+    super::detail::render(&mut s, &r.detail);
     windows(&mut s, r);
     trends(&mut s, r);
     let _ = writeln!(s, "</body>\n</html>");

@@ -8,6 +8,7 @@
 //! runs and machines; the ratio much less), and only the runs of the same machine
 //! fingerprint. See [`crate::trend`] for how a regression is decided.
 
+mod detail;
 mod html;
 mod json;
 mod junit;
@@ -166,6 +167,9 @@ pub struct Report {
     pub fail_on_regression: bool,
     /// Reference figures (`results/baseline.json`), shown beside the trends.
     pub baseline: Vec<Metric>,
+    /// What the run directory's own files show (per-worker spread, search traces,
+    /// latency histograms); empty unless read with [`Report::with_detail`].
+    pub detail: detail::RunDetail,
 }
 
 impl Report {
@@ -206,7 +210,14 @@ impl Report {
             fail_on_regression,
             run,
             baseline: Vec::new(),
+            detail: detail::RunDetail::default(),
         }
+    }
+
+    /// Adds the details read from the run directory `dir`.
+    pub fn with_detail(mut self, dir: &Path) -> Self {
+        self.detail = detail::read(dir);
+        self
     }
 
     /// Adds reference figures; `warnings` (from reading them) join the history's.
@@ -407,7 +418,8 @@ pub fn run_cli(args: &ReportArgs) -> Result<Vec<String>, String> {
     let mut baseline_warnings = Vec::new();
     let baseline = history::load_baseline(&baseline_path, &mut baseline_warnings);
     let report = Report::build(run, &history, args.fail_on_regression)
-        .with_baseline(baseline, baseline_warnings);
+        .with_baseline(baseline, baseline_warnings)
+        .with_detail(&args.run);
     let written = write_all(&report, &out).map_err(|e| e.to_string())?;
     let mut lines: Vec<String> = written
         .iter()
