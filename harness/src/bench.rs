@@ -976,6 +976,82 @@ struct Runner<'a> {
     work: PathBuf,
     seq: usize,
     tag: String,
+    progress: Progress,
+}
+
+/// A one-line progress display on stderr: the step of the interleaved series, its
+/// trials so far and the time spent, redrawn in place on a terminal (a plain line per
+/// step otherwise, so that logs stay readable); with per-trial lines (no `--quiet`)
+/// only the step lines.
+struct Progress {
+    /// Per-trial lines are printed: no bar.
+    verbose: bool,
+    tty: bool,
+    started: std::time::Instant,
+    step: usize,
+    steps: usize,
+    label: String,
+    trials: usize,
+}
+
+impl Progress {
+    fn new(verbose: bool, steps: usize) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            verbose,
+            tty: std::io::stderr().is_terminal(),
+            started: std::time::Instant::now(),
+            step: 0,
+            steps,
+            label: String::new(),
+            trials: 0,
+        }
+    }
+
+    fn step(&mut self, label: String) {
+        self.step += 1;
+        self.label = label;
+        self.trials = 0;
+        if self.verbose || !self.tty {
+            eprintln!(
+                "bench: [{}/{}] {} ({:.0} s so far)",
+                self.step,
+                self.steps,
+                self.label,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn trial(&mut self, load: Load, loss_ratio: f64) {
+        self.trials += 1;
+        if self.tty && !self.verbose {
+            use std::io::Write as _;
+            let done = (self.step.saturating_sub(1) * 20) / self.steps.max(1);
+            eprint!(
+                "\r\x1b[2K[{}{}] {}/{} {} · trial {} at {} · loss {:.3}% · {:.0} s",
+                "#".repeat(done),
+                "-".repeat(20 - done),
+                self.step,
+                self.steps,
+                self.label,
+                self.trials,
+                match load {
+                    Load::Max => "max".to_owned(),
+                    Load::Pps(p) => format!("{:.3} Mpps", p / 1e6),
+                },
+                loss_ratio * 100.0,
+                self.started.elapsed().as_secs_f64()
+            );
+            let _ = std::io::stderr().flush();
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty && !self.verbose && self.step > 0 {
+            eprintln!();
+        }
+    }
 }
 
 /// Starts a process with its output in `log`; stdin is a pipe only for testpmd (whose
@@ -1233,6 +1309,7 @@ impl Runner<'_> {
         let text =
             std::fs::read_to_string(&tg_json).map_err(|e| format!("{}: {e}", tg_json.display()))?;
         let out = parse_tg_summary(&text, load, trial_s)?;
+        self.progress.trial(load, out.trial.loss_ratio());
         if o.verbose {
             eprintln!(
                 "bench: {:<28} load {:>10} tx {:>10} rx {:>10} loss {:.4}%",
@@ -1323,20 +1400,25 @@ fn run_in(
     started: Instant,
 ) -> Result<BenchReport, String> {
     let tag = format!("lb{}", std::process::id());
-    let mut runner = Runner {
-        opts,
-        work: work.to_path_buf(),
-        seq: 0,
-        tag,
-    };
-    let mut ceilings: Vec<Ceiling> = Vec::new();
-    let mut searched: Vec<(SearchResult, Vec<String>, Vec<LatencyPoint>)> = Vec::new();
     let steps = if opts.no_ceiling {
         (0..opts.points.len()).map(Step::Point).collect()
     } else {
         plan(opts.points.len())
     };
+    let mut runner = Runner {
+        opts,
+        work: work.to_path_buf(),
+        seq: 0,
+        tag,
+        progress: Progress::new(opts.verbose, steps.len()),
+    };
+    let mut ceilings: Vec<Ceiling> = Vec::new();
+    let mut searched: Vec<(SearchResult, Vec<String>, Vec<LatencyPoint>)> = Vec::new();
     for step in steps {
+        runner.progress.step(match step {
+            Step::Ceiling(i) => format!("ceiling #{i} (testpmd macswap)"),
+            Step::Point(i) => opts.points[i].name(),
+        });
         match step {
             Step::Ceiling(i) => {
                 let (r, commands) = runner.search(Dut::Testpmd)?;
@@ -1356,6 +1438,7 @@ fn run_in(
             }
         }
     }
+    runner.progress.finish();
     let points = opts
         .points
         .iter()
