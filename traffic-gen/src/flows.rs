@@ -35,6 +35,17 @@ pub struct FlowTuple {
     pub dst: usize,
 }
 
+impl Default for FlowTuple {
+    /// A placeholder: 0.0.0.0, port 0, the first destination.
+    fn default() -> Self {
+        FlowTuple {
+            src: Ipv4Addr::UNSPECIFIED,
+            sport: 0,
+            dst: 0,
+        }
+    }
+}
+
 /// The declared set of flows.
 #[derive(Debug, Clone)]
 pub struct FlowSpace {
@@ -337,6 +348,8 @@ impl Digits {
 #[derive(Debug, Clone)]
 pub struct FlowWalker {
     space: FlowSpace,
+    /// Flows in the set.
+    flows: u64,
     cursor: FlowCursor,
     radix: Radix,
     walk: Walk,
@@ -358,7 +371,8 @@ enum Walk {
 impl FlowWalker {
     /// A walker over `set` (flows of `space`) in `order`.
     pub fn new(space: &FlowSpace, set: FlowSet, order: FlowOrder) -> FlowWalker {
-        let cursor = FlowCursor::new(set.len(), order);
+        let flows = set.len();
+        let cursor = FlowCursor::new(flows, order);
         let walk = match set {
             FlowSet::Stride { first, step, .. } => Walk::Stride {
                 cur: space.digits(first + step * cursor.pos),
@@ -369,10 +383,21 @@ impl FlowWalker {
         };
         FlowWalker {
             space: space.clone(),
+            flows,
             cursor,
             radix: space.radix(),
             walk,
         }
+    }
+
+    /// Flows in the set walked.
+    pub fn len(&self) -> u64 {
+        self.flows
+    }
+
+    /// True when the set is empty (the walk then yields a placeholder flow).
+    pub fn is_empty(&self) -> bool {
+        self.flows == 0
     }
 
     /// The next flow's tuple.

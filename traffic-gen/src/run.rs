@@ -22,7 +22,7 @@ use crate::latency::{LatencyReport, LatencyRx, Stamp};
 use crate::pace::{GapReport, GapStats, Pacer, RateReport};
 use crate::replay::{Capture, ReplayError, Schedule};
 use crate::respond::{respond, RespondCounters};
-use crate::template::{Template, TemplateError, TemplateSpec};
+use crate::template::{copy_frame, Proto, Template, TemplateError, TemplateSpec};
 use crate::units::Cidr;
 
 /// Why a run failed; [`RunError::exit_code`] maps it to the process exit status.
@@ -557,6 +557,13 @@ struct GenJob {
     dsts: Vec<SocketAddrV4>,
     /// This core's flows, in their order.
     walker: FlowWalker,
+    /// The frame length when every packet has the same one, takes one template per
+    /// destination and carries no stamp (UDP or TCP SYN, one size): the lean loop of
+    /// `fill_simple`, with mbufs sized by the allocation.
+    fixed_len: Option<usize>,
+    /// With `fixed_len`, for UDP from a single flow: the finished frame, the same for
+    /// every packet (patched once here rather than per packet).
+    frame: Option<Vec<u8>>,
     pps: Option<f64>,
     limit: Option<u64>,
     duration: Option<Duration>,
@@ -624,6 +631,21 @@ fn gen_jobs(
             _ => None,
         };
         let limit = if set.is_empty() { Some(0) } else { limit };
+        let walker = FlowWalker::new(&g.flows, set, g.order);
+        let fixed_len = (phases == 1 && sizes.len() == 1 && g.latency_every == 0)
+            .then(|| templates.first().map(Template::len))
+            .flatten();
+        let frame = match (fixed_len, g.proto, walker.len()) {
+            (Some(len), Proto::Udp, 1) => {
+                let t = walker.clone().next_tuple();
+                templates.get(t.dst).map(|tpl| {
+                    let mut f = vec![0; len];
+                    tpl.write_into(&mut f, &t, 0, 0, None);
+                    f
+                })
+            }
+            _ => None,
+        };
         jobs.push(Job::Generate(Box::new(GenJob {
             core: i,
             rxq,
@@ -634,7 +656,9 @@ fn gen_jobs(
             ndst: dsts.len(),
             phases,
             dsts: dsts.clone(),
-            walker: FlowWalker::new(&g.flows, set, g.order),
+            walker,
+            fixed_len,
+            frame,
             pps: pps.map(|p| p / f64::from(cores)),
             limit,
             duration: cfg.duration,
@@ -821,7 +845,7 @@ fn drain_rx(
 
 /// Where a generating core is in its packet sequence: counters instead of divisions of a
 /// packet number.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Visits {
     /// Flow visits begun (each is `phases` packets).
     visit: u64,
@@ -829,7 +853,7 @@ struct Visits {
     phase: usize,
     /// Position in the frame-size cycle.
     size_pos: usize,
-    /// The current visit's flow.
+    /// The current visit's flow (set when the visit begins, before any use).
     tuple: FlowTuple,
     /// Its sequence number base (the session ISN; SYN-only traffic: per packet).
     seq_base: u32,
@@ -839,29 +863,11 @@ struct Visits {
     until_stamp: u64,
 }
 
-impl Default for Visits {
-    fn default() -> Self {
-        Visits {
-            visit: 0,
-            phase: 0,
-            size_pos: 0,
-            // Set when the first visit begins, before any use.
-            tuple: FlowTuple {
-                src: std::net::Ipv4Addr::UNSPECIFIED,
-                sport: 0,
-                dst: 0,
-            },
-            seq_base: 0,
-            tpl_base: 0,
-            until_stamp: 0,
-        }
-    }
-}
-
 impl GenJob {
     /// Writes the packets of a burst whose mbufs already hold `len` bytes each: UDP or
     /// TCP SYN, one frame size, no stamps. Per packet only the next flow, its template
-    /// (by destination) and the patch.
+    /// (by destination) and the patch; from a single UDP flow, a copy of the finished
+    /// frame.
     #[inline]
     fn fill_simple(
         &mut self,
@@ -870,17 +876,25 @@ impl GenJob {
         rep: &mut WorkerReport,
         len: usize,
     ) {
-        let (cores, core) = (self.cores, self.core as u64);
-        for m in burst.as_mut_slice() {
-            let tuple = self.walker.next_tuple();
-            let seq = (v.visit * cores + core) as u32;
-            v.visit += 1;
-            // One size and one phase: the template index is the destination's.
-            if let Some(tpl) = self.templates.get(tuple.dst) {
-                tpl.write_into(m.data_mut(), &tuple, seq, 0, None);
+        let n = burst.len();
+        if let Some(frame) = &self.frame {
+            for m in burst.as_mut_slice() {
+                copy_frame(m.data_mut(), frame);
+            }
+        } else {
+            let (cores, core) = (self.cores, self.core as u64);
+            for (i, m) in burst.as_mut_slice().iter_mut().enumerate() {
+                let t = self.walker.next_tuple();
+                // SYN-only traffic: the sequence number varies per packet.
+                let seq = ((v.visit + i as u64) * cores + core) as u32;
+                // One size and one phase: the template index is the destination's.
+                if let Some(tpl) = self.templates.get(t.dst) {
+                    tpl.write_into(m.data_mut(), &t, seq, 0, None);
+                }
             }
         }
-        rep.tx_bytes += (burst.len() * len) as u64;
+        v.visit += n as u64;
+        rep.tx_bytes += (n * len) as u64;
     }
 
     /// Writes the packets of a burst of empty mbufs, in the general case: frame-size
@@ -962,11 +976,6 @@ impl GenJob {
         let mut next_tick = start + hz;
         let mut next_publish = start + hz / 10;
         let mut visits = Visits::default();
-        // One frame length and one packet per flow visit, no stamps: the common case (and
-        // the bench's) takes the lean loop of `fill_simple`.
-        let simple_len = (self.phases == 1 && self.size_cycle.len() == 1 && !stamps_on)
-            .then(|| self.templates.first().map(Template::len))
-            .flatten();
         while rep.tx < limit {
             let now = tsc::cycles();
             if self.shared.stop.load(Ordering::Relaxed) {
@@ -1027,7 +1036,7 @@ impl GenJob {
                 } else {
                     rep.gaps.burst(now, 0);
                 }
-                let filled = match simple_len {
+                let filled = match self.fixed_len {
                     Some(len) => tx_burst.alloc_bulk_len(&self.pool, want, len),
                     None => tx_burst.alloc_bulk(&self.pool, want),
                 };
@@ -1035,7 +1044,7 @@ impl GenJob {
                     rep.nombuf += 1;
                     continue;
                 }
-                match simple_len {
+                match self.fixed_len {
                     Some(len) => self.fill_simple(&mut tx_burst, &mut visits, &mut rep, len),
                     None => self.fill(&mut tx_burst, &mut visits, &mut rep, stamps_on),
                 }

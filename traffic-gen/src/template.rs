@@ -217,15 +217,7 @@ impl Template {
         if out.len() != self.bytes.len() {
             return;
         }
-        // 64-byte frames, the common case, get a copy of constant length (inlined as a
-        // few vector moves instead of a call to memcpy).
-        match (
-            <&mut [u8; MIN_MBUF_LEN]>::try_from(&mut *out),
-            <&[u8; MIN_MBUF_LEN]>::try_from(self.bytes.as_slice()),
-        ) {
-            (Ok(o), Ok(t)) => *o = *t,
-            _ => out.copy_from_slice(&self.bytes),
-        }
+        copy_frame(out, &self.bytes);
         // Every template is at least MIN_MBUF_LEN bytes (see `build`): the headers are in
         // this fixed-size prefix, so the views below index it without run-time checks.
         let Some(frame) = out.first_chunk_mut::<MIN_MBUF_LEN>() else {
@@ -260,6 +252,19 @@ impl Template {
             let c = !checksum::fold(l4_sum);
             udp.set_checksum(if c == 0 { 0xffff } else { c });
         }
+    }
+}
+
+/// Copies `frame` into `out` (the same length). 64-byte frames, the common case, get a
+/// copy of constant length: a few vector moves inlined instead of a call to memcpy.
+#[inline]
+pub fn copy_frame(out: &mut [u8], frame: &[u8]) {
+    match (
+        <&mut [u8; MIN_MBUF_LEN]>::try_from(&mut *out),
+        <&[u8; MIN_MBUF_LEN]>::try_from(frame),
+    ) {
+        (Ok(o), Ok(t)) => *o = *t,
+        _ => out.copy_from_slice(frame),
     }
 }
 

@@ -164,3 +164,40 @@ fn tcp_syn_and_sessions() {
     let flows: HashSet<_> = frames.iter().map(|(_, p)| (p.src, p.sport)).collect();
     assert_eq!(flows.len(), 10);
 }
+
+#[test]
+fn single_flow_and_large_frames_verify() {
+    // One flow: the frame is finished once and copied per packet; it must still be the
+    // declared flow with valid checksums. Then a larger fixed size (the lean loop's
+    // variable-length copy).
+    let frames = capture(
+        "one",
+        &["--count", "100", "--flows", "1", "--src", "10.9.0.7/32"],
+    );
+    assert_eq!(frames.len(), 100);
+    let flows: HashSet<_> = frames
+        .iter()
+        .map(|(len, p)| {
+            assert_eq!(*len, 60);
+            (p.src, p.sport, p.dst, p.dport)
+        })
+        .collect();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(
+        frames[0].1.src,
+        Ipv4Addr::new(10, 9, 0, 7),
+        "the declared source"
+    );
+    let frames = capture(
+        "big",
+        &["--count", "600", "--flows", "300", "--size", "1518"],
+    );
+    let flows: HashSet<_> = frames
+        .iter()
+        .map(|(len, p)| {
+            assert_eq!(*len, 1514);
+            (p.src, p.sport, p.dst, p.dport)
+        })
+        .collect();
+    assert_eq!(flows.len(), 300);
+}
