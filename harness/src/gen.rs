@@ -9,6 +9,10 @@
 //! Each capture `NAME.pcap` comes with `NAME.toml` (its scenario, including the verdict
 //! counts intended here, independently of the oracle) and `NAME.expect` (one line per
 //! packet: `INDEX forward` or `INDEX drop REASON`).
+//!
+//! [`bench`] builds the much larger synthetic capture of `harness oracle-bench`.
+
+pub mod bench;
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};

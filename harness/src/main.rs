@@ -64,6 +64,17 @@ enum Command {
     /// failure (packet, field, expected vs got); writes `OUT/scenarios/*.json`,
     /// `OUT/mismatches/*.pcap` and `OUT/summary.json`. Exit status 1 on any failure.
     Run(harness::run::RunArgs),
+    /// Time the oracle: packets validated per second on one core.
+    ///
+    /// Builds a synthetic FULLNAT capture (TCP with TOA and UDP, both directions, the
+    /// outputs of a correct balancer) in chunks and times only the checker over it.
+    /// Prints one line: `oracle-bench: N packets … P Mpps …`; exit status 1 if the
+    /// checker found a failure.
+    OracleBench {
+        /// Packets to validate, inputs and outputs together (`10M`, `500k`, `100000`).
+        #[arg(long, default_value = "10M", value_parser = parse_count)]
+        packets: u64,
+    },
     /// Real Linux peers through the forwarder in network namespaces (root; issue 8).
     ///
     /// Prints `PASS|SKIP|FAIL kernel/NAME` per scenario and the facts it checked; exit
@@ -174,6 +185,23 @@ impl std::str::FromStr for HostPort {
     }
 }
 
+/// A count with an optional `k` or `M` suffix.
+fn parse_count(s: &str) -> Result<u64, String> {
+    let (digits, scale) = match s.strip_suffix(['M', 'm']) {
+        Some(d) => (d, 1_000_000),
+        None => match s.strip_suffix(['k', 'K']) {
+            Some(d) => (d, 1_000),
+            None => (s, 1),
+        },
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?} is not a positive count such as 10M, 500k or 100000"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -196,6 +224,40 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => harness::bench::run_cli(&args),
         Command::Run(args) => harness::run::run_cli(&args),
         Command::Kernel(args) => harness::topology::kernel::run_cli(&args),
+        Command::OracleBench { packets } => {
+            let config = harness::gen::bench::BenchConfig {
+                packets,
+                ..Default::default()
+            };
+            let r = harness::gen::bench::run(&config)?;
+            let cpu = match (r.checker_cpu, r.packets_per_cpu_second()) {
+                (Some(t), Some(pps)) => {
+                    format!("{:.3} s on CPU: {:.2} Mpps", t.as_secs_f64(), pps / 1e6)
+                }
+                _ => "on-CPU time unknown".to_owned(),
+            };
+            println!(
+                "oracle-bench: {} packets ({} inputs, {} outputs, {} connections, {:.1} MB) \
+                 validated on one thread in {:.3} s wall: {:.2} Mpps; {cpu}; {} failures; \
+                 capture built in {:.1} s (not timed)",
+                r.packets,
+                r.inputs,
+                r.outputs,
+                r.connections,
+                r.bytes as f64 / 1e6,
+                r.checker.as_secs_f64(),
+                r.packets_per_second() / 1e6,
+                r.failures,
+                r.generation.as_secs_f64()
+            );
+            if r.failures > 0 {
+                return Err(format!(
+                    "the checker failed a correct synthetic run: {}",
+                    r.first_failures.join("; ")
+                ));
+            }
+            Ok(())
+        }
         Command::Replay {
             retarget,
             input,
