@@ -203,29 +203,31 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), ChecksumError> {
 }
 
 /// The one's-complement sum of `data` (whose first byte sits at an even offset of the
-/// summed region), folded to 16 bits, without a copy. Little-endian 32-bit words are
-/// added into 64 bits (a loop the compiler vectorises): that sums the byte-swapped 16-bit
-/// words, and the one's-complement sum of swapped words is the swapped sum (RFC 1071
-/// §2(B)), so the folded result is swapped back. Equal to [`ones_complement_sum`] of the
-/// same bytes.
-fn be_sum(data: &[u8]) -> u64 {
-    let mut acc = 0u64;
-    let mut chunks = data.chunks_exact(4);
+/// summed region) in byte-swapped form, added to `acc`, not folded: little-endian 64-bit
+/// words added into 128 bits. A little-endian word is a sum of byte-swapped 16-bit words
+/// (times powers of 2¹⁶ ≡ 1 modulo 0xffff), and the one's-complement sum of swapped words
+/// is the swapped sum (RFC 1071 §2(B)); [`be_fold`] swaps back.
+fn le_sum(mut acc: u128, data: &[u8]) -> u128 {
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc += u64::from(u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        acc += u128::from(u64::from_le_bytes(c.try_into().unwrap_or_default()));
     }
     // Zero-padded at the end: an odd last byte is the high half of its 16-bit word.
     let rest = chunks.remainder();
-    let mut w = [0u8; 4];
-    w[..rest.len()].copy_from_slice(rest);
-    acc += u64::from(u32::from_le_bytes(w));
-    u64::from(fold(acc).swap_bytes())
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        acc += u128::from(u64::from_le_bytes(w));
+    }
+    acc
 }
 
-/// Folds a sum of 16-bit words to 16 bits (not complemented): 2³² ≡ 2¹⁶ ≡ 1 modulo
-/// 0xffff, and no step turns a non-zero sum into zero.
-fn fold(sum: u64) -> u16 {
-    let mut s = (sum & 0xffff_ffff) + (sum >> 32);
+/// Folds a sum of 16-bit words to 16 bits (not complemented): 2⁶⁴ ≡ 2³² ≡ 2¹⁶ ≡ 1
+/// modulo 0xffff, and no step turns a non-zero sum into zero.
+fn fold(sum: u128) -> u16 {
+    let (s, carry) = (sum as u64).overflowing_add((sum >> 64) as u64);
+    let s = s + u64::from(carry);
+    let mut s = (s & 0xffff_ffff) + (s >> 32);
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
@@ -233,12 +235,25 @@ fn fold(sum: u64) -> u16 {
     u16::try_from(s).unwrap_or(0xffff)
 }
 
+/// The folded sum of [`le_sum`]s, back in network byte order.
+fn be_fold(le: u128) -> u64 {
+    u64::from(fold(le).swap_bytes())
+}
+
+/// The one's-complement sum of `data` folded to 16 bits, without a copy; equal to
+/// [`ones_complement_sum`] of the same bytes.
+fn be_sum(data: &[u8]) -> u64 {
+    be_fold(le_sum(0, data))
+}
+
 /// The Internet checksum of `data` with the 16-bit field at (even) `field` counted as
-/// zero, starting from the (big-endian word) sum `initial`; no copy of `data`.
+/// zero, starting from the (network-order word) sum `initial`; no copy of `data`.
 fn checksum_without(initial: u64, data: &[u8], field: usize) -> u16 {
     let (before, after) = data.split_at(field.min(data.len()));
     let after = after.get(2..).unwrap_or_default();
-    !fold(initial + be_sum(before) + be_sum(after))
+    !fold(u128::from(
+        initial + be_fold(le_sum(le_sum(0, before), after)),
+    ))
 }
 
 /// The pseudo-header sum (same value as [`pseudo_header_sum`] after folding).
@@ -1054,7 +1069,7 @@ mod tests {
         }
         for len in (0..40).chain(1495..1505) {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            assert_eq!(fold(be_sum(&data)), ones_complement_sum(0, &data), "{len}");
+            assert_eq!(be_sum(&data) as u16, ones_complement_sum(0, &data), "{len}");
             assert_eq!(
                 checksum_without(0, &data, 2.min(len & !1)),
                 {
@@ -1068,9 +1083,9 @@ mod tests {
                 "{len}"
             );
         }
-        assert_eq!(fold(be_sum(&[0; 8])), 0);
-        assert_eq!(fold(be_sum(&[0xff; 8])), 0xffff);
-        assert_eq!(fold(be_sum(&[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+        assert_eq!(be_sum(&[0; 8]), 0);
+        assert_eq!(be_sum(&[0xff; 8]), 0xffff);
+        assert_eq!(be_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
     }
 
     #[test]
