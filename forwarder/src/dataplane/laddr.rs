@@ -215,7 +215,12 @@ impl FreeRing {
             return None;
         }
         let p = self.slots[self.head];
-        self.head = (self.head + 1) % self.slots.len();
+        // `head < slots.len()`: a compare instead of a division.
+        self.head = if self.head + 1 == self.slots.len() {
+            0
+        } else {
+            self.head + 1
+        };
         self.len -= 1;
         Some(p)
     }
@@ -225,7 +230,9 @@ impl FreeRing {
     fn push(&mut self, port: u16) {
         let cap = self.slots.len();
         if self.len < cap {
-            self.slots[(self.head + self.len) % cap] = port;
+            // `head < cap` and `len < cap`: one subtraction wraps the sum.
+            let at = self.head + self.len;
+            self.slots[if at >= cap { at - cap } else { at }] = port;
             self.len += 1;
         }
     }
@@ -482,16 +489,25 @@ impl LaddrPool {
         let family = Family::of(rs.ip());
         let fi = family_index(family);
         let n = self.laddrs.len();
-        let start = self.next[fi];
+        // `next` is below `n` unless an address was removed since: divide only then.
+        let start = match self.next[fi] {
+            s if s < n => s,
+            s => s.checked_rem(n).unwrap_or(0),
+        };
         let mut worst: Option<LaddrError> = None;
         for i in 0..n {
-            let idx = (start + i) % n;
+            // `start + i < 2n`: one subtraction instead of a division.
+            let idx = if start + i >= n {
+                start + i - n
+            } else {
+                start + i
+            };
             if Family::of(self.laddrs[idx].addr) != family {
                 continue;
             }
             match self.alloc_on(idx, proto, rs) {
                 Ok(port) => {
-                    self.next[fi] = (idx + 1) % n;
+                    self.next[fi] = if idx + 1 == n { 0 } else { idx + 1 };
                     self.stats.allocs += 1;
                     return Ok((self.laddrs[idx].addr, port));
                 }

@@ -314,3 +314,89 @@ pub fn parse_l4(d: &[u8], l3: &L3) -> Result<L4, DropReason> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An untagged IPv4 frame: TCP (20-byte header) or UDP, `payload` bytes after it,
+    /// checksums of the IP header right (the L4 checksum is not read by the parsers).
+    fn frame(tcp: bool, payload: usize) -> Vec<u8> {
+        let l4 = if tcp { 20 } else { 8 };
+        let total = 20 + l4 + payload;
+        let mut d = vec![0u8; 14 + total];
+        d[..12].copy_from_slice(&[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2]);
+        d[12..14].copy_from_slice(&ETH_IPV4.to_be_bytes());
+        let ip = &mut d[14..34];
+        ip[0] = 0x45;
+        ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+        ip[6] = 0x40; // DF
+        ip[8] = 64;
+        ip[9] = if tcp { 6 } else { 17 };
+        ip[12..20].copy_from_slice(&[198, 51, 100, 7, 10, 0, 0, 100]);
+        let sum = l4lab_wire::checksum::data(&d[14..34]);
+        d[24..26].copy_from_slice(&(!sum).to_be_bytes());
+        let seg = &mut d[34..];
+        seg[..4].copy_from_slice(&[0x9c, 0x40, 0, 80]);
+        if tcp {
+            seg[12] = 5 << 4;
+            seg[13] = 0x10;
+        } else {
+            seg[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+        }
+        d
+    }
+
+    /// What the general parsers make of a frame, for the frames the fast path claims.
+    fn general(d: &[u8]) -> Option<(L3, L4)> {
+        let l2 = parse_l2(d).ok()?;
+        if l2.ethertype != ETH_IPV4 || l2.len != ETH_LEN {
+            return None;
+        }
+        let l3 = parse_ipv4(d, l2.len).ok()?;
+        let ok = !l3.fragment
+            && l3.l4 == l3.l3 + 20
+            && (l3.proto == IpProtocol::TCP.0 || l3.proto == IpProtocol::UDP.0);
+        if !ok {
+            return None;
+        }
+        Some((l3, parse_l4(d, &l3).ok()?))
+    }
+
+    #[test]
+    fn fast_path_takes_the_common_frames() {
+        for (tcp, payload) in [(true, 0), (true, 18), (false, 0), (false, 5)] {
+            let d = frame(tcp, payload);
+            assert!(parse_v4_fast(&d).is_some());
+            assert_eq!(parse_v4_fast(&d), general(&d));
+        }
+    }
+
+    proptest::proptest! {
+        /// Wherever the one-pass parser answers, it answers what the general parsers do;
+        /// and it answers for every untagged, unfragmented, option-free IPv4 TCP/UDP
+        /// frame they accept.
+        #[test]
+        fn fast_path_agrees_with_the_general_parsers(
+            tcp in proptest::prelude::any::<bool>(),
+            payload in 0usize..40,
+            edits in proptest::collection::vec((0usize..80, proptest::prelude::any::<u8>()), 0..4),
+            fix_ip_checksum in proptest::prelude::any::<bool>(),
+            cut in 0usize..8,
+        ) {
+            let mut d = frame(tcp, payload);
+            for (at, v) in edits {
+                if let Some(b) = d.get_mut(at) {
+                    *b = v;
+                }
+            }
+            if fix_ip_checksum {
+                d[24..26].copy_from_slice(&[0, 0]);
+                let sum = l4lab_wire::checksum::data(&d[14..34]);
+                d[24..26].copy_from_slice(&(!sum).to_be_bytes());
+            }
+            d.truncate(d.len().saturating_sub(cut));
+            proptest::prop_assert_eq!(parse_v4_fast(&d), general(&d));
+        }
+    }
+}

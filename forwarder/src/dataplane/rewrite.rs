@@ -269,7 +269,7 @@ pub struct V4Ends {
 /// fixed window (the IP header and the first 18 or 8 bytes after it). Returns `false`,
 /// having changed nothing, for any other packet; otherwise the result is bit for bit
 /// the general path's.
-#[inline]
+#[inline(always)]
 pub fn rewrite_v4_sw(d: &mut [u8], l3: &L3, old: &V4Ends, new: &V4Ends, ttl_dec: u8) -> bool {
     let tcp = l3.proto == IpProtocol::TCP.0;
     if l3.v6 || l3.l4 != l3.l3 + 20 {

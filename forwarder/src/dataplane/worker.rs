@@ -20,7 +20,8 @@ use crate::dataplane::config::{
     PortConfig, RealServerConfig, ServiceConfig, ServiceKey, TtlPolicy, TunnelConfig,
 };
 use crate::dataplane::conn::{
-    tcp_flags, Conn, ConnError, ConnFlags, ConnId, ConnTable, ConnTableConfig, Direction, TcpState,
+    tcp_flags, Conn, ConnError, ConnFlags, ConnId, ConnTable, ConnTableConfig, Direction, FlowHash,
+    TcpState,
 };
 use crate::dataplane::counters::Counters;
 use crate::dataplane::fault::{Fault, FaultConfig, FaultCtx};
@@ -631,9 +632,10 @@ impl Worker {
             dst: l3.dst,
             dport: l4.dport,
         };
-        let (id, dir) = match self.conns.lookup(&tuple) {
+        let hash = self.conns.hash(&tuple);
+        let (id, dir) = match self.conns.lookup_hashed(hash, &tuple) {
             Some(hit) => hit,
-            None => match self.new_conn(now, meta, l3, l4, &tuple, rx_port)? {
+            None => match self.new_conn(now, meta, l3, l4, &tuple, hash, rx_port)? {
                 Ok(id) => (id, Direction::Inbound),
                 Err(v) => return Ok(v),
             },
@@ -643,6 +645,7 @@ impl Worker {
 
     /// Creates the connection of a new flow, or says what to do with the packet instead.
     /// Kept out of line: the established path that shares its caller stays small.
+    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
     fn new_conn(
         &mut self,
@@ -651,6 +654,7 @@ impl Worker {
         l3: &L3,
         l4: &L4,
         tuple: &Tuple,
+        hash: FlowHash,
         _rx_port: &PortConfig,
     ) -> Result<Result<ConnId, Verdict>, DropReason> {
         let key = ServiceKey {
@@ -734,7 +738,7 @@ impl Worker {
         }
         // `l4_path` looked `tuple` up without a hit just before, and nothing since has
         // touched the table.
-        match self.conns.insert_new_flow(conn, now) {
+        match self.conns.insert_new_flow(conn, now, hash) {
             Ok(id) => {
                 if let Some(s) = self
                     .services

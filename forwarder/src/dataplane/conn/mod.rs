@@ -51,6 +51,10 @@ pub enum ConnError {
     BadCapacity,
 }
 
+/// A tuple's hash in one [`ConnTable`] (from [`ConnTable::hash`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FlowHash(Hashed);
+
 /// Names a live connection: its slab index and a generation that changes each time the
 /// slot is reused, so a stale id is refused rather than aliasing a newer connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -352,6 +356,19 @@ impl ConnTable {
         self.find(self.index.hash(t), t)
     }
 
+    /// The hash of `t` in this table, for [`lookup_hashed`](Self::lookup_hashed) and
+    /// [`insert_new_flow`](Self::insert_new_flow): a new flow is hashed once.
+    #[inline]
+    pub fn hash(&self, t: &Tuple) -> FlowHash {
+        FlowHash(self.index.hash(t))
+    }
+
+    /// [`lookup`](Self::lookup) with `h = self.hash(t)`.
+    #[inline]
+    pub fn lookup_hashed(&self, h: FlowHash, t: &Tuple) -> Option<(ConnId, Direction)> {
+        self.find(h.0, t)
+    }
+
     #[inline]
     fn find(&self, h: Hashed, t: &Tuple) -> Option<(ConnId, Direction)> {
         let slab = &self.slab;
@@ -397,25 +414,33 @@ impl ConnTable {
     /// Errors: [`ConnError::Exists`] if either tuple is already in use (or both are the
     /// same), [`ConnError::TableFull`] if all slots are in use. On error nothing changes.
     pub fn insert(&mut self, conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
-        self.insert_checked(conn, now, true)
+        self.insert_checked(conn, now, None)
     }
 
     /// [`insert`](Self::insert) for a connection whose `in_tuple` the caller has just
-    /// looked up with [`lookup`](Self::lookup), without a hit and without changing the
-    /// table since (the packet path's new flow): that second lookup is skipped; the
-    /// `out_tuple` is still checked.
+    /// looked up with [`lookup_hashed`](Self::lookup_hashed) under `in_hash`, without a
+    /// hit and without changing the table since (the packet path's new flow): that
+    /// second lookup and the hashing are skipped; the `out_tuple` is still checked.
     #[inline]
-    pub fn insert_new_flow(&mut self, conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
-        self.insert_checked(conn, now, false)
+    pub fn insert_new_flow(
+        &mut self,
+        conn: Conn,
+        now: Nanos,
+        in_hash: FlowHash,
+    ) -> Result<ConnId, ConnError> {
+        self.insert_checked(conn, now, Some(in_hash.0))
     }
 
+    /// Inserts `conn`; `looked_up` is the hash of its `in_tuple` when the caller has just
+    /// looked that up without a hit.
     fn insert_checked(
         &mut self,
         mut conn: Conn,
         now: Nanos,
-        check_in: bool,
+        looked_up: Option<Hashed>,
     ) -> Result<ConnId, ConnError> {
-        let in_hash = self.index.hash(&conn.in_tuple);
+        let check_in = looked_up.is_none();
+        let in_hash = looked_up.unwrap_or_else(|| self.index.hash(&conn.in_tuple));
         let out_hash = self.index.hash(&conn.out_tuple);
         if conn.in_tuple == conn.out_tuple
             || (check_in && self.find(in_hash, &conn.in_tuple).is_some())
@@ -489,7 +514,7 @@ impl ConnTable {
 
     /// [`touch`](Self::touch), also lending the connection (for the caller's byte counts
     /// and flags; the same rules as [`get_mut`](Self::get_mut)).
-    #[inline]
+    #[inline(always)]
     pub fn touch_mut(
         &mut self,
         id: ConnId,
