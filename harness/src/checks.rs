@@ -213,13 +213,12 @@ fn le_sum(mut acc: u128, data: &[u8]) -> u128 {
         acc += u128::from(u64::from_le_bytes(c.try_into().unwrap_or_default()));
     }
     // Zero-padded at the end: an odd last byte is the high half of its 16-bit word.
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        acc += u128::from(u64::from_le_bytes(w));
-    }
-    acc
+    let tail = chunks
+        .remainder()
+        .iter()
+        .enumerate()
+        .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
+    acc + u128::from(tail)
 }
 
 /// Folds a sum of 16-bit words to 16 bits (not complemented): 2⁶⁴ ≡ 2³² ≡ 2¹⁶ ≡ 1
