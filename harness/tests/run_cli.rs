@@ -39,8 +39,8 @@ fn all_committed_scenarios_pass_in_process_with_one_json_each() {
         out.path().to_str().expect("utf-8 path"),
     ]);
     assert_eq!(code, 0, "{text}");
-    assert_eq!(text.matches(" inproc ").count(), 8, "{text}");
-    assert!(text.contains("harness run: 8 runs, 0 failed"), "{text}");
+    assert_eq!(text.matches(" inproc ").count(), 11, "{text}");
+    assert!(text.contains("harness run: 11 runs, 0 failed"), "{text}");
     let summary = json(&out.path().join("summary.json"));
     assert_eq!(summary["passed"], true);
     let r = json(&out.path().join("scenarios/fullnat_tcp-inproc.json"));
