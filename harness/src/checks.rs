@@ -12,7 +12,7 @@ use std::net::IpAddr;
 
 use etherparse::{NetSlice, SlicedPacket};
 
-use crate::packet::{NetInfo, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
+use crate::packet::{L4Info, NetInfo, PROTO_ICMP, PROTO_ICMPV6, PROTO_TCP, PROTO_UDP};
 use crate::rss::{RssFlow, RssModel};
 
 /// The RFC 1071 sum of `data` (odd trailing byte padded with zero), folded to 16 bits
@@ -202,136 +202,310 @@ pub fn checksums_valid(frame: &[u8]) -> Result<(), ChecksumError> {
     Ok(())
 }
 
-/// The one's-complement sum of `data` (whose first byte sits at an even offset of the
-/// summed region) in byte-swapped form, added to `acc`, not folded: little-endian 64-bit
-/// words added into 128 bits. A little-endian word is a sum of byte-swapped 16-bit words
-/// (times powers of 2¹⁶ ≡ 1 modulo 0xffff), and the one's-complement sum of swapped words
-/// is the swapped sum (RFC 1071 §2(B)); [`be_fold`] swaps back.
-fn le_sum(mut acc: u128, data: &[u8]) -> u128 {
-    let mut chunks = data.chunks_exact(8);
+/// A one's-complement sum in progress (RFC 1071): little-endian 64-bit words added with
+/// end-around carry, which is addition modulo 2⁶⁴ − 1, a multiple of 0xffff, so folding
+/// gives the 16-bit sum; and a non-zero word never leaves the sum zero, as in RFC 1071.
+/// Read little-endian, a word holds its 16-bit words byte-swapped, and the
+/// one's-complement sum of swapped words is the swapped sum (RFC 1071 §2(B)):
+/// [`Sum::fold`] swaps back. Whatever is added starts at an even offset of the summed
+/// region (2¹⁶ ≡ 1 modulo 0xffff, so where a 16-bit word sits in a 64-bit one does not
+/// matter).
+#[derive(Debug, Clone, Copy, Default)]
+struct Sum(u64);
+
+impl Sum {
+    /// Adds one little-endian word.
+    #[inline]
+    fn word(self, w: u64) -> Self {
+        let (s, carry) = self.0.overflowing_add(w);
+        Sum(s + u64::from(carry))
+    }
+
+    /// Adds `data` (an odd last byte is the high half of its 16-bit word, zero-padded).
+    #[inline]
+    fn bytes(mut self, data: &[u8]) -> Self {
+        let mut chunks = data.chunks_exact(8);
+        for c in &mut chunks {
+            self = self.word(le64(c));
+        }
+        self.word(le_tail(chunks.remainder()))
+    }
+
+    /// Adds `data` but for the 16-bit field at (even) `field`.
+    fn bytes_without(self, data: &[u8], field: usize) -> Self {
+        let (before, after) = data.split_at(field.min(data.len()));
+        self.bytes(before).bytes(after.get(2..).unwrap_or_default())
+    }
+
+    /// Adds a header but for its checksum at `field`: word by word for the usual
+    /// layouts (IPv4 and TCP checksums at 10 and 16 of 20 or more bytes, UDP's at 6 of
+    /// 8), [`Sum::bytes_without`] otherwise.
+    #[inline]
+    fn header_without(self, header: &[u8], field: usize) -> Self {
+        let sum = match (field, header.get(..20)) {
+            (10, Some(h)) => self
+                .word(le64(h))
+                .word(le_at::<2>(h, 8))
+                .word(le_at::<8>(h, 12)),
+            (16, Some(h)) => self
+                .word(le64(h))
+                .word(le_at::<8>(h, 8))
+                .word(le_at::<2>(h, 18)),
+            (6, _) if header.len() == 8 => {
+                return self.word(le_at::<4>(header, 0)).word(le_at::<2>(header, 4))
+            }
+            _ => return self.bytes_without(header, field),
+        };
+        match header.get(20..) {
+            Some(options) if !options.is_empty() => sum.bytes(options),
+            _ => sum,
+        }
+    }
+
+    /// The pseudo-header (RFC 768 / 793 for IPv4, RFC 8200 §8.1 for IPv6), with its
+    /// 16-bit words swapped like the rest.
+    fn pseudo(src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> Self {
+        let proto = u64::from(proto) << 8;
+        match (src, dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                // An IPv4 payload is < 64 KiB.
+                let len = u16::try_from(l4_len).unwrap_or(u16::MAX).swap_bytes();
+                Sum(u64::from(u32::from_le_bytes(s.octets())))
+                    .word(u64::from(u32::from_le_bytes(d.octets())))
+                    .word(proto | u64::from(len) << 16)
+            }
+            (s, d) => {
+                let len = u32::try_from(l4_len).unwrap_or(u32::MAX).swap_bytes();
+                Sum::default()
+                    .bytes(&v6(s))
+                    .bytes(&v6(d))
+                    .word(proto | u64::from(len) << 32)
+            }
+        }
+    }
+
+    /// The sum folded to 16 bits, back in network byte order (not complemented).
+    fn fold(self) -> u16 {
+        let mut s = (self.0 & 0xffff_ffff) + (self.0 >> 32);
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        // Folded above: fits in 16 bits.
+        u16::try_from(s).unwrap_or(0xffff).swap_bytes()
+    }
+}
+
+/// The little-endian word of the first 8 bytes of `c` (zero if shorter).
+#[inline]
+fn le64(c: &[u8]) -> u64 {
+    match c.get(..8) {
+        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or_default()),
+        None => 0,
+    }
+}
+
+/// The little-endian value of the `N` (at most 8) bytes at `at` (zero if past the end).
+#[inline]
+fn le_at<const N: usize>(bytes: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    if let (Some(dst), Some(src)) = (w.get_mut(..N), bytes.get(at..at + N)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_le_bytes(w)
+}
+
+/// The little-endian word of up to 8 bytes, zero-padded at the end; read in pieces of
+/// 4, 2 and 1 bytes rather than copied.
+#[inline]
+fn le_tail(rest: &[u8]) -> u64 {
+    if rest.len() >= 8 {
+        return le64(rest);
+    }
+    let mut w = 0u64;
+    let mut at = 0;
+    if rest.len() & 4 != 0 {
+        if let Some(p) = rest.get(..4) {
+            w = u64::from(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+        }
+        at = 4;
+    }
+    if rest.len() & 2 != 0 {
+        if let Some(p) = rest.get(at..at + 2) {
+            w |= u64::from(u16::from_le_bytes([p[0], p[1]])) << (8 * at);
+        }
+        at += 2;
+    }
+    if let (1, Some(&b)) = (rest.len() & 1, rest.get(at)) {
+        w |= u64::from(b) << (8 * at);
+    }
+    w
+}
+
+/// The payload hash's seed and multipliers (digits of π, as in `FoldHasher`'s seed).
+const PAYLOAD_SEED: u64 = 0x243f_6a88_85a3_08d3;
+const PAYLOAD_K: u64 = 0x9e37_79b9_7f4a_7c15;
+const PAYLOAD_FINAL: u64 = 0xa409_3822_299f_31d0;
+
+/// The 128-bit product of `a` and `b`, its halves XORed.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let m = u128::from(a) * u128::from(b);
+    (m as u64) ^ ((m >> 64) as u64)
+}
+
+/// Adds `data` to `sum` and hashes it, in one pass: each 16 bytes are two words added to
+/// the sum and folded into the hash state with one multiply (the state enters the
+/// product, so the order of blocks matters); the length seeds the state, so the
+/// zero-padded last block is unambiguous.
+#[inline]
+fn sum_and_hash(mut sum: Sum, data: &[u8]) -> (Sum, u64) {
+    let mut h = PAYLOAD_SEED ^ data.len() as u64;
+    let mut chunks = data.chunks_exact(16);
     for c in &mut chunks {
-        acc += u128::from(u64::from_le_bytes(c.try_into().unwrap_or_default()));
+        let (a, b) = (le64(c), le64(c.get(8..).unwrap_or_default()));
+        sum = sum.word(a).word(b);
+        h = fold_mul(a ^ h, b ^ PAYLOAD_K);
     }
-    // Zero-padded at the end: an odd last byte is the high half of its 16-bit word.
-    let tail = chunks
-        .remainder()
-        .iter()
-        .enumerate()
-        .fold(0u64, |w, (i, &b)| w | u64::from(b) << (8 * i));
-    acc + u128::from(tail)
-}
-
-/// Folds a sum of 16-bit words to 16 bits (not complemented): 2⁶⁴ ≡ 2³² ≡ 2¹⁶ ≡ 1
-/// modulo 0xffff, and no step turns a non-zero sum into zero.
-fn fold(sum: u128) -> u16 {
-    let (s, carry) = (sum as u64).overflowing_add((sum >> 64) as u64);
-    let s = s + u64::from(carry);
-    let mut s = (s & 0xffff_ffff) + (s >> 32);
-    while s > 0xffff {
-        s = (s & 0xffff) + (s >> 16);
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let (x, y) = rest.split_at(rest.len().min(8));
+        let (a, b) = (le_tail(x), le_tail(y));
+        sum = sum.word(a).word(b);
+        h = fold_mul(a ^ h, b ^ PAYLOAD_K);
     }
-    // Folded above: fits in 16 bits.
-    u16::try_from(s).unwrap_or(0xffff)
+    (sum, fold_mul(h, PAYLOAD_FINAL))
 }
 
-/// The folded sum of [`le_sum`]s, back in network byte order.
-fn be_fold(le: u128) -> u64 {
-    u64::from(fold(le).swap_bytes())
+/// A 64-bit hash of an L4 payload: what [`scan`] reports as `payload_hash`.
+pub fn payload_hash(payload: &[u8]) -> u64 {
+    sum_and_hash(Sum::default(), payload).1
 }
 
-/// The one's-complement sum of `data` folded to 16 bits, without a copy; equal to
-/// [`ones_complement_sum`] of the same bytes.
-fn be_sum(data: &[u8]) -> u64 {
-    be_fold(le_sum(0, data))
-}
-
-/// The Internet checksum of `data` with the 16-bit field at (even) `field` counted as
-/// zero, starting from the (network-order word) sum `initial`; no copy of `data`.
-fn checksum_without(initial: u64, data: &[u8], field: usize) -> u16 {
-    let (before, after) = data.split_at(field.min(data.len()));
-    let after = after.get(2..).unwrap_or_default();
-    !fold(u128::from(
-        initial + be_fold(le_sum(le_sum(0, before), after)),
-    ))
-}
-
-/// The pseudo-header sum (same value as [`pseudo_header_sum`] after folding).
-fn pseudo_wide(src: IpAddr, dst: IpAddr, proto: u8, l4_len: usize) -> u64 {
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            // An IPv4 payload is < 64 KiB.
-            let len = u16::try_from(l4_len).unwrap_or(u16::MAX);
-            u64::from(u32::from(s)) + u64::from(u32::from(d)) + u64::from(proto) + u64::from(len)
-        }
-        (s, d) => {
-            let len = u32::try_from(l4_len).unwrap_or(u32::MAX);
-            be_sum(&v6(s)) + be_sum(&v6(d)) + u64::from(len) + u64::from(proto)
-        }
-    }
+/// What one pass over a parsed packet finds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The verdict of [`checksums_valid_parsed`].
+    pub checksums: Result<(), ChecksumError>,
+    /// [`payload_hash`] of the packet's TCP or UDP payload (of no bytes for other
+    /// packets).
+    pub payload_hash: u64,
 }
 
 /// [`checksums_valid`] for a frame already read by [`crate::packet::PacketInfo::parse`]:
 /// the same verdicts, without parsing again or copying the packet.
 pub fn checksums_valid_parsed(frame: &[u8], net: &NetInfo<'_>) -> Result<(), ChecksumError> {
+    scan(frame, net).checksums
+}
+
+/// [`checksums_valid_parsed`] and [`payload_hash`] together: the L4 checksum's sum and
+/// the hash read the payload's words once.
+pub fn scan(frame: &[u8], net: &NetInfo<'_>) -> Scan {
+    let payload = match &net.l4 {
+        L4Info::Tcp(t) => t.payload,
+        L4Info::Udp { payload, .. } => payload,
+        _ => &[],
+    };
+    let (checksums, hashed) = check_sums(frame, net, payload);
+    Scan {
+        checksums,
+        payload_hash: hashed.unwrap_or_else(|| payload_hash(payload)),
+    }
+}
+
+/// The checksums of a parsed packet, and `payload`'s hash where the L4 sum went over it.
+fn check_sums(
+    frame: &[u8],
+    net: &NetInfo<'_>,
+    payload: &[u8],
+) -> (Result<(), ChecksumError>, Option<u64>) {
     let malformed = || ChecksumError::Malformed("the IP layer lies outside the frame".to_owned());
     let v4 = net.src.is_ipv4();
     if v4 {
-        let header = frame
-            .get(net.ip_offset..net.ip_offset + net.ip_header_len)
-            .ok_or_else(malformed)?;
+        let Some(header) = frame.get(net.ip_offset..net.ip_offset + net.ip_header_len) else {
+            return (Err(malformed()), None);
+        };
         let got = u16::from_be_bytes([header[10], header[11]]);
-        let expected = checksum_without(0, header, 10);
+        let expected = !Sum::default().header_without(header, 10).fold();
         if got != expected {
-            return Err(ChecksumMismatch {
+            let mismatch = ChecksumMismatch {
                 kind: ChecksumKind::Ipv4Header,
                 expected,
                 got,
-            }
-            .into());
+            };
+            return (Err(mismatch.into()), None);
         }
     }
     if net.fragment {
-        return Ok(());
+        return (Ok(()), None);
     }
     let (kind, offset, pseudo) = match net.proto {
         PROTO_TCP => (ChecksumKind::Tcp, 16, true),
         PROTO_UDP => (ChecksumKind::Udp, 6, true),
         PROTO_ICMP if v4 => (ChecksumKind::Icmpv4, 2, false),
         PROTO_ICMPV6 if !v4 => (ChecksumKind::Icmpv6, 2, true),
-        _ => return Ok(()),
+        _ => return (Ok(()), None),
     };
-    let l4 = frame
-        .get(net.l4_offset..net.l4_offset + net.l4_len)
-        .ok_or_else(malformed)?;
+    let Some(l4) = frame.get(net.l4_offset..net.l4_offset + net.l4_len) else {
+        return (Err(malformed()), None);
+    };
     let Some(field) = l4.get(offset..offset + 2) else {
-        return Err(ChecksumError::Malformed(format!(
+        let e = ChecksumError::Malformed(format!(
             "{kind} field past the end of a {}-byte segment",
             l4.len()
-        )));
+        ));
+        return (Err(e), None);
     };
     let got = u16::from_be_bytes([field[0], field[1]]);
     if kind == ChecksumKind::Udp && got == 0 && v4 {
-        return Ok(());
+        return (Ok(()), None);
     }
     let initial = if pseudo {
-        pseudo_wide(net.src, net.dst, net.proto, l4.len())
+        Sum::pseudo(net.src, net.dst, net.proto, l4.len())
     } else {
-        0
+        Sum::default()
     };
-    let mut expected = checksum_without(initial, l4, offset);
+    let (sum, hashed) = match split_at_payload(l4, payload, offset) {
+        Some((head, body, rest)) => {
+            let (sum, hash) = sum_and_hash(initial.header_without(head, offset), body);
+            let sum = if rest.is_empty() {
+                sum
+            } else {
+                sum.bytes(rest)
+            };
+            (sum, Some(hash))
+        }
+        None => (initial.bytes_without(l4, offset), None),
+    };
+    let mut expected = !sum.fold();
     if kind == ChecksumKind::Udp && expected == 0 {
         // RFC 768: a computed zero is sent as all ones.
         expected = 0xffff;
     }
     if got != expected {
-        return Err(ChecksumMismatch {
+        let mismatch = ChecksumMismatch {
             kind,
             expected,
             got,
-        }
-        .into());
+        };
+        return (Err(mismatch.into()), hashed);
     }
-    Ok(())
+    (Ok(()), hashed)
+}
+
+/// `segment` cut around `payload` (one of its sub-slices, at an even offset past the
+/// checksum field at `field`): the bytes before, the payload, the bytes after.
+fn split_at_payload<'a>(
+    segment: &'a [u8],
+    payload: &[u8],
+    field: usize,
+) -> Option<(&'a [u8], &'a [u8], &'a [u8])> {
+    let at = (payload.as_ptr() as usize).checked_sub(segment.as_ptr() as usize)?;
+    if at % 2 != 0 || at < field + 2 {
+        return None;
+    }
+    let (head, rest) = segment.split_at_checked(at)?;
+    let (body, rest) = rest.split_at_checked(payload.len())?;
+    std::ptr::eq(body.as_ptr(), payload.as_ptr()).then_some((head, body, rest))
 }
 
 /// Rewrites every checksum of an Ethernet frame (IPv4 header, TCP/UDP/ICMP) to its
@@ -1009,6 +1183,24 @@ mod tests {
             .write(&mut v, b"ping!")
             .unwrap();
         w(v);
+        // Options and a payload of several 16-byte blocks and a tail.
+        let payload: Vec<u8> = (0..101u8).map(|i| i.wrapping_mul(151)).collect();
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1234, 80, 7, 1000)
+            .options_raw(&[254, 8, 0, 80, 10, 0, 0, 1])
+            .unwrap()
+            .write(&mut v, &payload)
+            .unwrap();
+        w(v);
+        let mut v = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv6([0x20; 16], [0x21; 16], 64)
+            .udp(1, 2)
+            .write(&mut v, &payload[..64])
+            .unwrap();
+        w(v);
         out
     }
 
@@ -1066,25 +1258,116 @@ mod tests {
             let info = crate::packet::PacketInfo::parse(&f).unwrap();
             checksums_valid_parsed(&f, info.net.as_ref().unwrap()).unwrap();
         }
+        let be_sum = |data: &[u8]| Sum::default().bytes(data).fold();
         for len in (0..40).chain(1495..1505) {
             let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
-            assert_eq!(be_sum(&data) as u16, ones_complement_sum(0, &data), "{len}");
+            assert_eq!(be_sum(&data), ones_complement_sum(0, &data), "{len}");
+            let at = 2.min(len & !1);
+            let mut z = data.clone();
+            for b in z.iter_mut().skip(at).take(2) {
+                *b = 0;
+            }
             assert_eq!(
-                checksum_without(0, &data, 2.min(len & !1)),
-                {
-                    let mut z = data.clone();
-                    let at = 2.min(len & !1);
-                    for b in z.iter_mut().skip(at).take(2) {
-                        *b = 0;
-                    }
-                    internet_checksum(0, &z)
-                },
+                !Sum::default().bytes_without(&data, at).fold(),
+                internet_checksum(0, &z),
                 "{len}"
             );
+            // Summed in one pass with the hash, or split at any even offset: the same.
+            let (sum, hash) = sum_and_hash(Sum::default(), &data);
+            assert_eq!((sum.fold(), hash), (be_sum(&data), payload_hash(&data)));
+            for cut in (0..=len).step_by(2) {
+                let (a, b) = data.split_at(cut);
+                assert_eq!(Sum::default().bytes(a).bytes(b).fold(), be_sum(&data));
+            }
+        }
+        // Headers summed word by word: as byte by byte.
+        let header: Vec<u8> = (0..60u8).map(|i| i.wrapping_mul(93) ^ 0xa5).collect();
+        for len in [8, 12, 19, 20, 24, 40, 60] {
+            for field in [2, 6, 10, 16] {
+                assert_eq!(
+                    Sum::default().header_without(&header[..len], field).fold(),
+                    Sum::default().bytes_without(&header[..len], field).fold(),
+                    "{len} {field}"
+                );
+            }
         }
         assert_eq!(be_sum(&[0; 8]), 0);
         assert_eq!(be_sum(&[0xff; 8]), 0xffff);
         assert_eq!(be_sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        // End-around carry: 2 × 0xffff…ff is 0xffff…ff again, never zero.
+        assert_eq!(Sum(u64::MAX).word(u64::MAX).0, u64::MAX);
+        assert_eq!(Sum(1).word(u64::MAX).0, 1);
+    }
+
+    /// The pseudo-header sum in swapped words folds to [`pseudo_header_sum`].
+    #[test]
+    fn pseudo_header_sums_agree() {
+        let pairs: [(&str, &str); 3] = [
+            ("10.0.0.1", "192.168.255.254"),
+            ("255.255.255.255", "255.255.255.255"),
+            ("2001:db8::1", "fe80::ffff:1"),
+        ];
+        for (s, d) in pairs {
+            let (s, d): (IpAddr, IpAddr) = (s.parse().unwrap(), d.parse().unwrap());
+            for (proto, len) in [(6, 20), (17, 1480), (58, 65535), (6, 0)] {
+                assert_eq!(
+                    u32::from(Sum::pseudo(s, d, proto, len).fold()),
+                    pseudo_header_sum(s, d, proto, len),
+                    "{s} {d} {proto} {len}"
+                );
+            }
+        }
+    }
+
+    /// The payload hash tells apart payloads that differ by one bit, by order, or by
+    /// trailing zeros.
+    #[test]
+    fn payload_hash_separates_near_payloads() {
+        let base: Vec<u8> = (0..300).map(|i| (i * 7 + 3) as u8).collect();
+        let mut seen = std::collections::HashSet::new();
+        for len in [0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 300] {
+            assert!(seen.insert(payload_hash(&base[..len])), "{len}");
+        }
+        let mut zeros = vec![0u8; 16];
+        for _ in 0..4 {
+            assert!(seen.insert(payload_hash(&zeros)));
+            zeros.push(0);
+        }
+        for bit in 0..64 * 8 {
+            let mut p = base[..64].to_vec();
+            p[bit / 8] ^= 1 << (bit % 8);
+            assert!(seen.insert(payload_hash(&p)), "bit {bit}");
+        }
+        let mut swapped = base[..64].to_vec();
+        swapped[..32].rotate_left(16);
+        assert!(seen.insert(payload_hash(&swapped)));
+    }
+
+    /// Every checksum verdict and payload hash of [`scan`] against the copying
+    /// [`checksums_valid`] and [`payload_hash`], over frames with each header byte
+    /// flipped.
+    #[test]
+    fn scan_agrees_with_the_copying_check() {
+        for frame in frames() {
+            // TCP and UDP payloads are hashed on the checksum's pass.
+            let info = crate::packet::PacketInfo::parse(&frame).unwrap();
+            let net = info.net.as_ref().unwrap();
+            let fused = check_sums(&frame, net, info.l4_payload()).1.is_some();
+            assert_eq!(fused, matches!(net.proto, PROTO_TCP | PROTO_UDP));
+            for at in 0..frame.len() {
+                let mut f = frame.clone();
+                f[at] ^= 0x5a;
+                let Ok(info) = crate::packet::PacketInfo::parse(&f) else {
+                    continue;
+                };
+                let Some(net) = info.net.as_ref() else {
+                    continue;
+                };
+                let s = scan(&f, net);
+                assert_eq!(s.checksums, checksums_valid(&f), "byte {at}");
+                assert_eq!(s.payload_hash, payload_hash(info.l4_payload()), "byte {at}");
+            }
+        }
     }
 
     #[test]

@@ -869,7 +869,8 @@ impl Checker {
                 OptionBytes::default(),
             ),
             Ok(info) => {
-                let class = self.classify(frame, &info);
+                let scan = info.net.as_ref().map(|net| checks::scan(frame, net));
+                let class = self.classify(&info, scan.as_ref());
                 let ttl = info.net.as_ref().map_or(0, |n| n.ttl);
                 let mut options = OptionBytes::default();
                 if let Some(L4Info::Tcp(t)) = info.net.as_ref().map(|n| &n.l4) {
@@ -877,7 +878,8 @@ impl Checker {
                         options.push(t.options);
                     }
                 }
-                (class, ttl, fingerprint(&info), options)
+                let fingerprint = fingerprint(&info, scan.as_ref());
+                (class, ttl, fingerprint, options)
             }
         };
         let verdict = class.verdict;
@@ -952,8 +954,9 @@ impl Checker {
                 return index;
             }
         };
-        match self.pair(&info, queue) {
-            Ok(input) => self.check_output(input, index, frame, &info, queue),
+        let scan = info.net.as_ref().map(|net| checks::scan(frame, net));
+        match self.pair(&info, fingerprint(&info, scan.as_ref()), queue) {
+            Ok(input) => self.check_output(input, index, frame, &info, scan.as_ref(), queue),
             Err(expected) => {
                 self.fail(
                     Check::Verdict,
@@ -987,7 +990,8 @@ impl Checker {
             }
         };
         if self.awaiting.contains(input) {
-            self.check_output(input, index, frame, &info, queue);
+            let scan = info.net.as_ref().map(|net| checks::scan(frame, net));
+            self.check_output(input, index, frame, &info, scan.as_ref(), queue);
         } else if let Some(&r) = self.dropped_inputs.get(&input) {
             self.fail(
                 Check::Verdict,
@@ -1200,11 +1204,11 @@ impl Checker {
 
     /// The verdict of a parsed input and its TOA expectation; creates and updates
     /// connections.
-    fn classify(&mut self, frame: &[u8], info: &PacketInfo<'_>) -> Classified {
-        let Some(net) = &info.net else {
+    fn classify(&mut self, info: &PacketInfo<'_>, scan: Option<&checks::Scan>) -> Classified {
+        let (Some(net), Some(scan)) = (&info.net, scan) else {
             return Verdict::Drop(DropReason::NotIp).into();
         };
-        match checks::checksums_valid_parsed(frame, net) {
+        match &scan.checksums {
             Ok(()) => {}
             Err(ChecksumError::Malformed(_)) => return Verdict::Drop(DropReason::Malformed).into(),
             Err(ChecksumError::Mismatch(m)) if m.kind == ChecksumKind::Ipv4Header => {
@@ -1372,8 +1376,8 @@ impl Checker {
     }
 
     /// Picks the pending input an output belongs to, or says what was expected.
-    fn pair(&self, info: &PacketInfo<'_>, queue: u16) -> Result<usize, String> {
-        let Some(fp) = fingerprint(info) else {
+    fn pair(&self, info: &PacketInfo<'_>, fp: Option<u64>, queue: u16) -> Result<usize, String> {
+        let Some(fp) = fp else {
             return Err("no output for a packet that is not TCP, UDP or ICMP".to_owned());
         };
         let mut first_forward = None;
@@ -1449,6 +1453,7 @@ impl Checker {
         output: usize,
         frame: &[u8],
         info: &PacketInfo<'_>,
+        scan: Option<&checks::Scan>,
         queue: u16,
     ) {
         let Some(record) = self.awaiting.take(input) else {
@@ -1474,18 +1479,20 @@ impl Checker {
                 }
                 Some(_) => {}
             }
-            if let Some(net) = &info.net {
+            if let (Some(net), Some(scan)) = (&info.net, scan) {
                 if self.checks.checksums {
-                    if let Err(e) = checks::checksums_valid_parsed(frame, net) {
+                    if let Err(e) = &scan.checksums {
                         let (field, expected, got) = match e {
                             ChecksumError::Mismatch(m) => (
                                 m.kind.to_string(),
                                 format!("0x{:04x}", m.expected),
                                 format!("0x{:04x}", m.got),
                             ),
-                            ChecksumError::Malformed(m) => {
-                                ("packet".to_owned(), "a well-formed packet".to_owned(), m)
-                            }
+                            ChecksumError::Malformed(m) => (
+                                "packet".to_owned(),
+                                "a well-formed packet".to_owned(),
+                                m.clone(),
+                            ),
                         };
                         self.push(Check::Checksum, at, &field, expected, got);
                     }
@@ -2097,10 +2104,11 @@ fn endpoints(info: &PacketInfo<'_>) -> Option<(Endpoint, Endpoint)> {
     Some((Endpoint::new(net.src, sport), Endpoint::new(net.dst, dport)))
 }
 
-/// What survives any rewrite — protocol, TCP flags or ICMP type/code, L4 payload — as a
-/// 64-bit hash (payload length included).
-fn fingerprint(info: &PacketInfo<'_>) -> Option<u64> {
+/// What survives any rewrite — protocol, TCP flags or ICMP type/code, L4 payload (its
+/// [`checks::payload_hash`], found by the packet's scan) — as a 64-bit hash.
+fn fingerprint(info: &PacketInfo<'_>, scan: Option<&checks::Scan>) -> Option<u64> {
     let net = info.net.as_ref()?;
+    let payload_hash = scan?.payload_hash;
     let marks = match &net.l4 {
         L4Info::Tcp(t) => u16::from(t.flags),
         L4Info::Udp { .. } => 0,
@@ -2110,7 +2118,7 @@ fn fingerprint(info: &PacketInfo<'_>) -> Option<u64> {
     let payload = info.l4_payload();
     let mut h = FoldHasher(0x243f_6a88_85a3_08d3);
     h.write_u64(u64::from(net.proto) | u64::from(marks) << 8 | (payload.len() as u64) << 24);
-    h.write(payload);
+    h.write_u64(payload_hash);
     let x = h.finish();
     Some(x ^ (x >> 31))
 }

@@ -169,6 +169,109 @@ impl<'a> PacketInfo<'a> {
     /// Reads an Ethernet frame strictly: any length, IHL or data-offset inconsistency is
     /// an error.
     pub fn parse(frame: &'a [u8]) -> Result<Self, ParseError> {
+        match Self::parse_common(frame) {
+            Some(info) => Ok(info),
+            None => Self::parse_sliced(frame),
+        }
+    }
+
+    /// The common case read at fixed offsets: an untagged IPv4 frame (not a fragment) or
+    /// IPv6 frame (no extension header, payload length set) carrying TCP, or UDP whose
+    /// length field matches the IP payload. `None` for every other frame, malformed ones
+    /// included, which [`PacketInfo::parse_sliced`] reads: where this returns a value it
+    /// is the one etherparse gives (`tests::common_case_reads_as_etherparse` compares
+    /// them over mutated frames).
+    fn parse_common(frame: &'a [u8]) -> Option<Self> {
+        let (src, dst, ttl, proto, ip_header_len, l4_len) = match be16(frame, 12)? {
+            ETHERTYPE_IPV4 => {
+                let ip = frame.get(ETH_LEN..ETH_LEN + 20)?;
+                let ihl = usize::from(ip[0] & 0x0f) * 4;
+                let total = usize::from(be16(ip, 2)?);
+                // MF or a fragment offset: a fragment.
+                let fragment = be16(ip, 6)? & 0x3fff != 0;
+                if ip[0] >> 4 != 4
+                    || ihl < 20
+                    || total < ihl
+                    || frame.len() < ETH_LEN + total
+                    || fragment
+                {
+                    return None;
+                }
+                (
+                    IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15])),
+                    IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+                    ip[8],
+                    ip[9],
+                    ihl,
+                    total - ihl,
+                )
+            }
+            ETHERTYPE_IPV6 => {
+                let ip = frame.get(ETH_LEN..ETH_LEN + 40)?;
+                let payload = usize::from(be16(ip, 4)?);
+                if ip[0] >> 4 != 6 || payload == 0 || frame.len() < ETH_LEN + 40 + payload {
+                    return None;
+                }
+                let addr = |at: usize| -> Option<IpAddr> {
+                    let bytes: [u8; 16] = ip.get(at..at + 16)?.try_into().ok()?;
+                    Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+                };
+                (addr(8)?, addr(24)?, ip[7], ip[6], 40, payload)
+            }
+            _ => return None,
+        };
+        let l4_offset = ETH_LEN + ip_header_len;
+        let segment = frame.get(l4_offset..l4_offset + l4_len)?;
+        let l4 = match proto {
+            PROTO_TCP => {
+                let header = segment.get(..20)?;
+                let data_offset = usize::from(header[12] >> 4) * 4;
+                if data_offset < 20 {
+                    return None;
+                }
+                L4Info::Tcp(TcpInfo {
+                    sport: be16(header, 0)?,
+                    dport: be16(header, 2)?,
+                    seq: be32(header, 4)?,
+                    ack_no: be32(header, 8)?,
+                    flags: header[13],
+                    options: segment.get(20..data_offset)?,
+                    payload: segment.get(data_offset..)?,
+                })
+            }
+            PROTO_UDP => {
+                let header = segment.get(..8)?;
+                if usize::from(be16(header, 4)?) != segment.len() {
+                    return None;
+                }
+                L4Info::Udp {
+                    sport: be16(header, 0)?,
+                    dport: be16(header, 2)?,
+                    payload: segment.get(8..)?,
+                }
+            }
+            _ => return None,
+        };
+        Some(Self {
+            vlan: None,
+            ethertype: be16(frame, 12)?,
+            net: Some(NetInfo {
+                src,
+                dst,
+                ttl,
+                proto,
+                fragment: false,
+                ip_offset: ETH_LEN,
+                ip_header_len,
+                l4_offset,
+                l4_len,
+                l4,
+            }),
+        })
+    }
+
+    /// Any frame, read with etherparse's `SlicedPacket`.
+    fn parse_sliced(frame: &'a [u8]) -> Result<Self, ParseError> {
         let sliced = SlicedPacket::from_ethernet(frame).map_err(|e| ParseError(e.to_string()))?;
         let vlan = match &sliced.vlan {
             Some(etherparse::VlanSlice::SingleVlan(v)) => Some(v.vlan_identifier().value()),
@@ -196,6 +299,23 @@ impl<'a> PacketInfo<'a> {
             _ => &[],
         }
     }
+}
+
+/// The Ethernet II header's length (no tag).
+const ETH_LEN: usize = 14;
+/// Ethertype of IPv4.
+const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of IPv6.
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+/// The big-endian 16-bit field at `at`, if `bytes` holds it.
+fn be16(bytes: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// The big-endian 32-bit field at `at`, if `bytes` holds it.
+fn be32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// The ethertype after any 802.1Q / 802.1ad tags.
@@ -452,6 +572,89 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    /// Frames of every shape the common-case reader takes, and some it leaves.
+    fn shapes() -> Vec<Vec<u8>> {
+        let eth = || PacketBuilder::ethernet2([1; 6], [2; 6]);
+        let (a4, b4, a6, b6) = ([10, 0, 0, 1], [10, 0, 0, 2], [0x20; 16], [0x21; 16]);
+        let mut out = Vec::new();
+        macro_rules! w {
+            ($b:expr, $payload:expr) => {{
+                let mut v = Vec::new();
+                $b.write(&mut v, $payload).unwrap();
+                out.push(v);
+            }};
+        }
+        let opts = [2, 4, 5, 0xb4, 1, 3, 3, 7];
+        w!(eth().ipv4(a4, b4, 64).tcp(1, 2, 3, 4).syn(), b"");
+        w!(
+            eth()
+                .ipv4(a4, b4, 1)
+                .tcp(1, 2, 3, 4)
+                .ack(9)
+                .options_raw(&opts)
+                .unwrap(),
+            b"data!"
+        );
+        w!(eth().ipv4(a4, b4, 64).udp(53, 5353), b"hello");
+        w!(eth().ipv4(a4, b4, 64).udp(53, 5353), b"");
+        w!(eth().ipv4(a4, b4, 64).icmpv4_echo_request(1, 2), b"ping");
+        w!(
+            eth()
+                .ipv6(a6, b6, 64)
+                .tcp(1, 2, 3, 4)
+                .options_raw(&opts)
+                .unwrap(),
+            b"v6"
+        );
+        w!(eth().ipv6(a6, b6, 64).udp(1, 2), b"v6 udp");
+        w!(eth().ipv6(a6, b6, 64).icmpv6_echo_request(1, 2), b"ping");
+        w!(
+            eth()
+                .single_vlan(7.try_into().unwrap())
+                .ipv4(a4, b4, 64)
+                .udp(1, 2),
+            b"tagged"
+        );
+        out
+    }
+
+    /// Where the fixed-offset reader returns a packet, etherparse reads the same one —
+    /// over every byte of the headers set to values that matter (lengths, versions,
+    /// flags), truncations and Ethernet padding.
+    #[test]
+    fn common_case_reads_as_etherparse() {
+        let same = |f: &[u8]| {
+            if let Some(fast) = PacketInfo::parse_common(f) {
+                assert_eq!(Ok(fast), PacketInfo::parse_sliced(f), "{f:02x?}");
+            }
+        };
+        let mut taken = 0;
+        for frame in shapes() {
+            taken += usize::from(PacketInfo::parse_common(&frame).is_some());
+            same(&frame);
+            for cut in 0..frame.len() {
+                same(&frame[..cut]);
+            }
+            let mut padded = frame.clone();
+            padded.extend_from_slice(&[0; 6]);
+            same(&padded);
+            for at in 0..frame.len().min(ETH_LEN + 40 + 20) {
+                for v in [0u8, 1, 2, 4, 5, 6, 7, 8, 0x0f, 0x10, 0x11, 0x20, 0x3f, 0x40]
+                    .into_iter()
+                    .chain([0x45, 0x46, 0x4f, 0x50, 0x60, 0x80, 0x86, 0xdd, 0xf0, 0xff])
+                {
+                    let mut f = frame.clone();
+                    f[at] = v;
+                    same(&f);
+                    f.extend_from_slice(&[0; 6]);
+                    same(&f);
+                }
+            }
+        }
+        // IPv4 TCP, UDP (2), IPv6 TCP and UDP.
+        assert_eq!(taken, 6);
     }
 
     #[test]
