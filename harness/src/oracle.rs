@@ -670,6 +670,17 @@ impl Conn {
     }
 }
 
+/// A connection's endpoints, copied out of its [`Conn`] to check an output against.
+#[derive(Debug, Clone, Copy)]
+struct ConnEnds {
+    proto: u8,
+    service: usize,
+    client: Endpoint,
+    vip: Endpoint,
+    rs: Option<Endpoint>,
+    local: Option<Endpoint>,
+}
+
 /// Whether a client → server segment gets TOA, decided when the balancer receives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ToaPlan {
@@ -746,6 +757,8 @@ const TCP_ACK: u8 = 0x10;
 pub struct Checker {
     services: Vec<ServiceModel>,
     local_addresses: Vec<IpAddr>,
+    /// The same as numbers, sorted, for lookups: IPv4, IPv6.
+    local_sorted: (Vec<u32>, Vec<u128>),
     ttl: TtlPolicy,
     checks: Checks,
     queue_worker: Vec<u16>,
@@ -825,6 +838,18 @@ impl Checker {
         Self {
             services,
             local_addresses: scenario.local_addresses.clone(),
+            local_sorted: {
+                let (mut v4, mut v6) = (Vec::new(), Vec::new());
+                for a in &scenario.local_addresses {
+                    match a {
+                        IpAddr::V4(a) => v4.push(u32::from(*a)),
+                        IpAddr::V6(a) => v6.push(u128::from(*a)),
+                    }
+                }
+                v4.sort_unstable();
+                v6.sort_unstable();
+                (v4, v6)
+            },
             ttl: scenario.ttl,
             checks: scenario.check,
             queue_worker: scenario.queue_worker(),
@@ -1539,7 +1564,16 @@ impl Checker {
         let Some((src, dst)) = endpoints(info) else {
             return;
         };
-        let c = self.conns[conn];
+        // The fields used, not the whole record.
+        let c = &self.conns[conn];
+        let c = ConnEnds {
+            proto: c.proto,
+            service: c.service,
+            client: c.client,
+            vip: c.vip,
+            rs: c.rs,
+            local: c.local,
+        };
         if net.proto != c.proto {
             self.push(
                 Check::Rewrite,
@@ -1570,11 +1604,16 @@ impl Checker {
                     }
                     (Mode::Fullnat, None) => {
                         let family = |l: &&IpAddr| l.is_ipv4() == dst.addr.is_ipv4();
-                        let local_ok = self
-                            .local_addresses
-                            .iter()
-                            .filter(family)
-                            .any(|l| *l == src.addr);
+                        // One of the local addresses of the real server's family.
+                        let local_ok = match (src.addr, dst.addr) {
+                            (IpAddr::V4(a), IpAddr::V4(_)) => {
+                                self.local_sorted.0.binary_search(&u32::from(a)).is_ok()
+                            }
+                            (IpAddr::V6(a), IpAddr::V6(_)) => {
+                                self.local_sorted.1.binary_search(&u128::from(a)).is_ok()
+                            }
+                            _ => false,
+                        };
                         if !local_ok && self.checks.rewrites {
                             let family: Vec<IpAddr> = self
                                 .local_addresses
@@ -1695,12 +1734,12 @@ impl Checker {
         t: &TcpInfo<'_>,
         record: &InputRecord,
     ) {
-        let c = self.conns[conn];
-        let svc = &self.services[c.service];
-        let same_family =
-            c.rs.is_some_and(|rs| rs.addr.is_ipv4() == c.client.addr.is_ipv4());
+        let c = &self.conns[conn];
+        let (service, rs, client) = (c.service, c.rs, c.client);
+        let svc = &self.services[service];
+        let same_family = rs.is_some_and(|rs| rs.addr.is_ipv4() == client.addr.is_ipv4());
         let toa_on = svc.toa && same_family;
-        let toa_len = if c.client.addr.is_ipv4() {
+        let toa_len = if client.addr.is_ipv4() {
             checks::TOA_LEN_V4
         } else {
             checks::TOA_LEN_V6
@@ -1711,7 +1750,7 @@ impl Checker {
         match direction {
             Direction::In if record.toa != ToaPlan::Wanted && t.options == raw_in => return,
             Direction::In if record.toa == ToaPlan::Wanted && toa_on => {
-                let want = checks::toa_option(c.client.addr, c.client.port);
+                let want = checks::toa_option(client.addr, client.port);
                 let want = want.as_slice();
                 if t.options.len() == want.len() + raw_in.len()
                     && t.options.starts_with(want)
@@ -1760,13 +1799,13 @@ impl Checker {
                 };
                 match plan {
                     ToaPlan::Wanted => {
-                        let want = checks::toa_option(c.client.addr, c.client.port);
+                        let want = checks::toa_option(client.addr, client.port);
                         match first_toa {
                             None => self.push(
                                 Check::Toa,
                                 at,
                                 "tcp.options.toa",
-                                format!("TOA {want} (client {})", c.client),
+                                format!("TOA {want} (client {})", client),
                                 format!("no TOA (options {})", hex(t.options)),
                             ),
                             Some(o) if o.offset != 0 => self.push(
