@@ -2,9 +2,10 @@
 //! affinity of connections, TCP option lists, and the schedulers' expected distributions
 //! (round-robin balance, weighted shares, an independent Maglev table).
 //!
-//! The checksum code is the harness's own RFC 1071 one's-complement sum over headers
-//! that etherparse has sliced; it shares nothing with the forwarder's incremental
-//! (RFC 1624) updates, so the two can disagree when one is wrong.
+//! The checksum code is the harness's own RFC 1071 one's-complement sum over the headers
+//! and payload of a parsed packet (the payload's words summed and hashed for the oracle
+//! in one pass); it shares nothing with the forwarder's incremental (RFC 1624) updates,
+//! so the two can disagree when one is wrong.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -286,10 +287,11 @@ impl Sum {
 
     /// The sum folded to 16 bits, back in network byte order (not complemented).
     fn fold(self) -> u16 {
-        let mut s = (self.0 & 0xffff_ffff) + (self.0 >> 32);
-        while s > 0xffff {
-            s = (s & 0xffff) + (s >> 16);
-        }
+        // At most 2³³ − 2, then 0x2fffe, 0x10001, 0xffff: four steps, no loop.
+        let s = (self.0 & 0xffff_ffff) + (self.0 >> 32);
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
+        let s = (s & 0xffff) + (s >> 16);
         // Folded above: fits in 16 bits.
         u16::try_from(s).unwrap_or(0xffff).swap_bytes()
     }
@@ -1297,6 +1299,21 @@ mod tests {
         // End-around carry: 2 × 0xffff…ff is 0xffff…ff again, never zero.
         assert_eq!(Sum(u64::MAX).word(u64::MAX).0, u64::MAX);
         assert_eq!(Sum(1).word(u64::MAX).0, 1);
+        // Folding: the largest sums and the carries of each step, against the byte sum.
+        for x in [
+            u64::MAX,
+            0xffff_fffe_ffff_ffff,
+            0xfffe_ffff_fffe_ffff,
+            0x0000_ffff_ffff_ffff,
+            0x0001_0000_0000_0000,
+            0x8000_8000_8000_8000,
+            0xffff_0001_ffff_0001,
+            1,
+            0,
+        ] {
+            let want = ones_complement_sum(0, &x.to_le_bytes());
+            assert_eq!(Sum(x).fold(), want, "{x:#x}");
+        }
     }
 
     /// The pseudo-header sum in swapped words folds to [`pseudo_header_sum`].

@@ -1,7 +1,9 @@
-//! A summary of a frame, read with etherparse: the fields the oracle and the tools use.
+//! A summary of a frame: the fields the oracle and the tools use.
 //!
 //! Nothing here comes from the forwarder: strict parsing is `etherparse::SlicedPacket`,
-//! and the NIC-like view used for RSS is `etherparse::LaxSlicedPacket`.
+//! with the common case (untagged IPv4 or IPv6, TCP or UDP) read at fixed offsets first
+//! and checked against etherparse by a test, and the NIC-like view used for RSS is
+//! `etherparse::LaxSlicedPacket`.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
