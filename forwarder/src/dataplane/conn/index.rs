@@ -43,7 +43,8 @@ impl Bucket {
 /// The hash of a tuple and the two values taken from it.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Hashed {
-    bucket: usize,
+    /// Home bucket (the bucket count is at most 2^29: see [`super::MAX_CAPACITY`]).
+    bucket: u32,
     tag: u16,
 }
 
@@ -77,7 +78,7 @@ impl Index {
     pub(super) fn hash(&self, t: &Tuple) -> Hashed {
         let h = hash_tuple(t, self.seed);
         Hashed {
-            bucket: h as usize & self.mask,
+            bucket: (h as usize & self.mask) as u32,
             tag: (h >> 48) as u16,
         }
     }
@@ -87,12 +88,16 @@ impl Index {
     /// copy).
     #[inline]
     pub(super) fn find(&self, h: Hashed, is_key: impl Fn(u32) -> bool) -> Option<u32> {
-        let mut b = h.bucket;
+        let mut b = h.bucket as usize;
         for _ in 0..self.buckets.len() {
             let bucket = self.buckets.get(b)?;
-            for (&tag, &r) in bucket.tags.iter().zip(&bucket.refs) {
-                if tag == h.tag && r != EMPTY && is_key(r) {
-                    return Some(r);
+            // A constant trip count over the two arrays: unrolled, no bounds checks.
+            for i in 0..SLOTS {
+                if bucket.tags[i] == h.tag {
+                    let r = bucket.refs[i];
+                    if r != EMPTY && is_key(r) {
+                        return Some(r);
+                    }
                 }
             }
             if bucket.overflow == 0 {
@@ -106,14 +111,14 @@ impl Index {
     /// Adds `r` under hash `h`. Returns `false` only if every slot is taken, which the
     /// sizing in [`Index::new`] rules out while the slab is within its capacity.
     pub(super) fn insert(&mut self, h: Hashed, r: u32) -> bool {
-        let mut b = h.bucket;
+        let mut b = h.bucket as usize;
         for probes in 0..self.buckets.len() {
             let bucket = &mut self.buckets[b];
             if let Some(i) = bucket.refs.iter().position(|&x| x == EMPTY) {
                 bucket.refs[i] = r;
                 bucket.tags[i] = h.tag;
                 // Count the overflow on every full bucket passed on the way here.
-                let mut p = h.bucket;
+                let mut p = h.bucket as usize;
                 for _ in 0..probes {
                     self.buckets[p].overflow += 1;
                     p = (p + 1) & self.mask;
@@ -125,15 +130,73 @@ impl Index {
         false
     }
 
+    /// Adds `r` under hash `h` unless a key for which `is_key` holds is already there, in
+    /// one walk: the slots that [`find`](Self::find) would compare are compared, and the
+    /// first empty slot met on the way is taken. Returns `Err(true)` if the key is
+    /// present, `Err(false)` if every slot is taken; on error nothing changes.
+    #[inline]
+    pub(super) fn insert_unique(
+        &mut self,
+        h: Hashed,
+        r: u32,
+        is_key: impl Fn(u32) -> bool,
+    ) -> Result<(), bool> {
+        let mut b = h.bucket as usize;
+        // The first empty slot met: (buckets passed before it, bucket, slot).
+        let mut vacancy = None;
+        let mut probes = 0;
+        while probes < self.buckets.len() {
+            let Some(bucket) = self.buckets.get(b) else {
+                return Err(false);
+            };
+            // As in `find`: a constant trip count, unrolled.
+            for i in 0..SLOTS {
+                if bucket.tags[i] == h.tag {
+                    let x = bucket.refs[i];
+                    if x != EMPTY && is_key(x) {
+                        return Err(true);
+                    }
+                }
+            }
+            if vacancy.is_none() {
+                if let Some(i) = bucket.refs.iter().position(|&x| x == EMPTY) {
+                    vacancy = Some((probes, b, i));
+                }
+            }
+            if bucket.overflow == 0 {
+                break;
+            }
+            b = (b + 1) & self.mask;
+            probes += 1;
+        }
+        let Some((probes, b, i)) = vacancy else {
+            // Every bucket of the chain is full (rare): the key is absent, probe on.
+            return if self.insert(h, r) {
+                Ok(())
+            } else {
+                Err(false)
+            };
+        };
+        let bucket = &mut self.buckets[b];
+        bucket.refs[i] = r;
+        bucket.tags[i] = h.tag;
+        let mut p = h.bucket as usize;
+        for _ in 0..probes {
+            self.buckets[p].overflow += 1;
+            p = (p + 1) & self.mask;
+        }
+        Ok(())
+    }
+
     /// Removes reference `r`, inserted under hash `h`. Returns whether it was present.
     pub(super) fn remove(&mut self, h: Hashed, r: u32) -> bool {
-        let mut b = h.bucket;
+        let mut b = h.bucket as usize;
         for probes in 0..self.buckets.len() {
             let bucket = &mut self.buckets[b];
             if let Some(i) = bucket.refs.iter().position(|&x| x == r) {
                 bucket.refs[i] = EMPTY;
                 bucket.tags[i] = 0;
-                let mut p = h.bucket;
+                let mut p = h.bucket as usize;
                 for _ in 0..probes {
                     let o = &mut self.buckets[p].overflow;
                     *o = o.saturating_sub(1);
@@ -165,14 +228,15 @@ const K2: u64 = 0xa409_3822_299f_31d0;
 #[inline]
 pub(super) fn hash_tuple(t: &Tuple, seed: u64) -> u64 {
     let ports = (t.sport as u64) << 16 | t.dport as u64 | (t.proto.number() as u64) << 32;
-    match (t.src, t.dst) {
+    // Matched by reference: the addresses are read in place, not copied out first.
+    match (&t.src, &t.dst) {
         (IpAddr::V4(s), IpAddr::V4(d)) => {
-            let addrs = (u32::from(s) as u64) << 32 | u32::from(d) as u64;
+            let addrs = (u32::from(*s) as u64) << 32 | u32::from(*d) as u64;
             fold_mul(fold_mul(addrs ^ seed ^ K0, ports ^ K1), K2)
         }
         (s, d) => {
-            let s = ip_bits(s);
-            let d = ip_bits(d);
+            let s = ip_bits(*s);
+            let d = ip_bits(*d);
             let h = fold_mul((s as u64) ^ seed ^ K0, ((s >> 64) as u64) ^ K1);
             let h = fold_mul(h ^ d as u64, ((d >> 64) as u64) ^ K2);
             fold_mul(h ^ ports ^ (1 << 40), K0)
@@ -221,6 +285,37 @@ mod tests {
             hash_tuple(&v6, 1),
             hash_tuple(&t(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 1000), 1)
         );
+    }
+
+    #[test]
+    fn insert_unique_refuses_present_keys_and_fills_holes_in_chains() {
+        let mut idx = Index::new(8, 0);
+        let h = Hashed { bucket: 3, tag: 9 };
+        // Keys are their references: present when equal.
+        for r in 0..20 {
+            assert_eq!(idx.insert_unique(h, r, |x| x == r), Ok(()));
+            assert_eq!(idx.insert_unique(h, r + 100, |x| x == r), Err(true));
+        }
+        // A hole in the home bucket is reused; a key further down the chain is still seen.
+        assert!(idx.remove(h, 2));
+        assert_eq!(idx.insert_unique(h, 50, |x| x == 17), Err(true));
+        assert_eq!(idx.insert_unique(h, 50, |x| x == 50), Ok(()));
+        assert_eq!(idx.buckets[3].refs[2], 50);
+        for r in (0..20).filter(|&r| r != 2).chain([50]) {
+            assert_eq!(idx.find(h, |x| x == r), Some(r));
+            assert!(idx.remove(h, r));
+        }
+        assert!(idx
+            .buckets
+            .iter()
+            .all(|b| b.overflow == 0 && b.refs == [EMPTY; SLOTS]));
+        // A full index refuses.
+        let mut one = Index::new(1, 0);
+        let h = Hashed { bucket: 0, tag: 9 };
+        for r in 0..SLOTS as u32 {
+            assert_eq!(one.insert_unique(h, r, |_| false), Ok(()));
+        }
+        assert_eq!(one.insert_unique(h, 99, |_| false), Err(false));
     }
 
     #[test]

@@ -432,7 +432,9 @@ impl ConnTable {
     }
 
     /// Inserts `conn`; `looked_up` is the hash of its `in_tuple` when the caller has just
-    /// looked that up without a hit.
+    /// looked that up without a hit. Inlined so that the packet path's `conn` is written
+    /// into its slot once rather than copied through the call.
+    #[inline(always)]
     fn insert_checked(
         &mut self,
         mut conn: Conn,
@@ -444,7 +446,6 @@ impl ConnTable {
         let out_hash = self.index.hash(&conn.out_tuple);
         if conn.in_tuple == conn.out_tuple
             || (check_in && self.find(in_hash, &conn.in_tuple).is_some())
-            || self.find(out_hash, &conn.out_tuple).is_some()
         {
             return Err(ConnError::Exists);
         }
@@ -466,16 +467,36 @@ impl ConnTable {
                 });
                 (self.slab.len() - 1) as u32
             }
-            None => return Err(ConnError::TableFull),
+            None => {
+                // A duplicate is reported as such even when the table is full.
+                if self.find(out_hash, &conn.out_tuple).is_some() {
+                    return Err(ConnError::Exists);
+                }
+                return Err(ConnError::TableFull);
+            }
         };
         let r_in = index << 1;
         let r_out = r_in | 1;
-        if !self.index.insert(in_hash, r_in) {
+        // The outbound tuple is checked against every live tuple and indexed in one walk.
+        let ConnTable {
+            slab, index: idx, ..
+        } = self;
+        let out = &conn.out_tuple;
+        let added = idx.insert_unique(out_hash, r_out, |r| {
+            // As in `find`: references name live slab entries.
+            slab.get((r >> 1) as usize)
+                .is_some_and(|s| s.conn.tuple(dir_of_ref(r)) == out)
+        });
+        if let Err(exists) = added {
             self.free.push(index);
-            return Err(ConnError::TableFull);
+            return Err(if exists {
+                ConnError::Exists
+            } else {
+                ConnError::TableFull
+            });
         }
-        if !self.index.insert(out_hash, r_out) {
-            self.index.remove(in_hash, r_in);
+        if !self.index.insert(in_hash, r_in) {
+            self.index.remove(out_hash, r_out);
             self.free.push(index);
             return Err(ConnError::TableFull);
         }

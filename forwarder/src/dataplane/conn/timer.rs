@@ -37,6 +37,8 @@ impl Default for WheelConfig {
 #[derive(Debug)]
 pub(super) struct Wheel {
     tick: Nanos,
+    /// `u64::MAX / tick`: dividing by the tick is a multiply and one correction.
+    recip: u64,
     heads: Vec<u32>,
     mask: u64,
     prev: Vec<u32>,
@@ -55,6 +57,7 @@ impl Wheel {
         let cap = capacity as usize;
         Wheel {
             tick,
+            recip: u64::MAX / tick,
             heads: vec![NIL; slots],
             mask: slots as u64 - 1,
             prev: vec![NIL; cap],
@@ -75,16 +78,32 @@ impl Wheel {
         self.tick
     }
 
+    /// `(n / tick, n % tick)` without a division instruction. With `m = ⌊(2⁶⁴−1)/tick⌋`,
+    /// `q = ⌊n·m / 2⁶⁴⌋` satisfies `n/tick − 1 < q ≤ n/tick`, so `q` is the quotient or
+    /// one less, and one compare of the remainder settles it.
+    #[inline]
+    fn div_tick(&self, n: u64) -> (u64, u64) {
+        let q = ((u128::from(n) * u128::from(self.recip)) >> 64) as u64;
+        // q * tick <= n: no overflow, no underflow.
+        let r = n - q * self.tick;
+        if r >= self.tick {
+            (q + 1, r - self.tick)
+        } else {
+            (q, r)
+        }
+    }
+
     /// The first tick at whose start `deadline` has passed: `ceil(deadline / tick)`.
     #[inline]
     pub(super) fn tick_of_deadline(&self, deadline: Nanos) -> u64 {
-        deadline.div_ceil(self.tick)
+        let (q, r) = self.div_tick(deadline);
+        q + u64::from(r != 0)
     }
 
     /// The tick containing `now`.
     #[inline]
     pub(super) fn tick_of_now(&self, now: Nanos) -> u64 {
-        now / self.tick
+        self.div_tick(now).0
     }
 
     /// The tick at which `idx` is currently scheduled to be looked at (`u64::MAX` if it
@@ -185,5 +204,56 @@ impl Wheel {
     /// The lowest tick an entry popped from the slot being drained may be re-linked at.
     pub(super) fn drain_floor(&self) -> u64 {
         self.cur + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn wheel(tick: Nanos) -> Wheel {
+        Wheel::new(WheelConfig { tick, slots: 4 }, 1, 0)
+    }
+
+    #[test]
+    fn tick_division_is_exact_at_the_edges() {
+        for tick in [
+            1,
+            2,
+            3,
+            7,
+            1_000_000,
+            SECOND / 16,
+            SECOND,
+            u64::MAX / 3,
+            u64::MAX,
+        ] {
+            let w = wheel(tick);
+            for n in [
+                0,
+                1,
+                tick - 1,
+                tick,
+                tick.saturating_add(1),
+                u64::MAX - 1,
+                u64::MAX,
+            ] {
+                assert_eq!(w.tick_of_now(n), n / tick, "{n} / {tick}");
+                assert_eq!(w.tick_of_deadline(n), n.div_ceil(tick), "⌈{n} / {tick}⌉");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn tick_division_agrees_with_the_division(tick in 1..u64::MAX, n: u64, small in 0..1u64 << 40) {
+            for n in [n, small] {
+                let w = wheel(tick);
+                prop_assert_eq!(w.tick_of_now(n), n / tick);
+                prop_assert_eq!(w.tick_of_deadline(n), n.div_ceil(tick));
+            }
+        }
     }
 }
