@@ -725,20 +725,22 @@ impl Worker {
                 None,
             ),
         };
-        let mut conn = Conn::new(*tuple, out);
-        conn.local = local;
-        conn.rs_index = i as u32;
-        conn.svc_index = slot;
-        conn.worker = self.id;
-        if tuple.proto == Proto::Tcp {
-            // The state this SYN moves it to when `forward` touches it next: inserted in
-            // that state, it is linked on the expiry wheel once, at its real deadline,
-            // rather than at the fresh entry's and then pulled in.
-            conn.state = TcpState::None.next(Direction::Inbound, l4.flags);
-        }
+        let (id, state) = (self.id, TcpState::None.next(Direction::Inbound, l4.flags));
         // `l4_path` looked `tuple` up without a hit just before, and nothing since has
-        // touched the table.
-        match self.conns.insert_new_flow(conn, now, hash) {
+        // touched the table. The record is built in its slot.
+        let inserted = self.conns.insert_new_flow(tuple, &out, now, hash, |conn| {
+            conn.local = local;
+            conn.rs_index = i as u32;
+            conn.svc_index = slot;
+            conn.worker = id;
+            if tuple.proto == Proto::Tcp {
+                // The state this SYN moves it to when `forward` touches it next: inserted
+                // in that state, it is linked on the expiry wheel once, at its real
+                // deadline, rather than at the fresh entry's and then pulled in.
+                conn.state = state;
+            }
+        });
+        match inserted {
             Ok(id) => {
                 if let Some(s) = self
                     .services

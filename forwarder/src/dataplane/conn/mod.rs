@@ -414,51 +414,59 @@ impl ConnTable {
     /// Errors: [`ConnError::Exists`] if either tuple is already in use (or both are the
     /// same), [`ConnError::TableFull`] if all slots are in use. On error nothing changes.
     pub fn insert(&mut self, conn: Conn, now: Nanos) -> Result<ConnId, ConnError> {
-        self.insert_checked(conn, now, None)
+        self.insert_checked(&conn.in_tuple, &conn.out_tuple, now, None, |c| *c = conn)
     }
 
     /// [`insert`](Self::insert) for a connection whose `in_tuple` the caller has just
     /// looked up with [`lookup_hashed`](Self::lookup_hashed) under `in_hash`, without a
     /// hit and without changing the table since (the packet path's new flow): that
     /// second lookup and the hashing are skipped; the `out_tuple` is still checked.
+    ///
+    /// The connection is built in its slot: [`Conn::new`]`(in_tuple, out_tuple)`, then
+    /// `fill` sets the other fields (not the tuples, `last_seen` or `expires`), so the
+    /// record is written once, not built aside and copied in.
     #[inline]
     pub fn insert_new_flow(
         &mut self,
-        conn: Conn,
+        in_tuple: &Tuple,
+        out_tuple: &Tuple,
         now: Nanos,
         in_hash: FlowHash,
+        fill: impl FnOnce(&mut Conn),
     ) -> Result<ConnId, ConnError> {
-        self.insert_checked(conn, now, Some(in_hash.0))
+        self.insert_checked(in_tuple, out_tuple, now, Some(in_hash.0), |c| {
+            *c = Conn::new(*in_tuple, *out_tuple);
+            fill(c);
+        })
     }
 
-    /// Inserts `conn`; `looked_up` is the hash of its `in_tuple` when the caller has just
-    /// looked that up without a hit. Inlined so that the packet path's `conn` is written
-    /// into its slot once rather than copied through the call.
+    /// Inserts the connection that `make` writes into its slot, indexed by `in_tuple`
+    /// and `out_tuple` (which it must carry); `looked_up` is the hash of `in_tuple` when
+    /// the caller has just looked that up without a hit. Inlined so that the packet
+    /// path's record is written straight into the slab.
     #[inline(always)]
     fn insert_checked(
         &mut self,
-        mut conn: Conn,
+        in_tuple: &Tuple,
+        out_tuple: &Tuple,
         now: Nanos,
         looked_up: Option<Hashed>,
+        make: impl FnOnce(&mut Conn),
     ) -> Result<ConnId, ConnError> {
         let check_in = looked_up.is_none();
-        let in_hash = looked_up.unwrap_or_else(|| self.index.hash(&conn.in_tuple));
-        let out_hash = self.index.hash(&conn.out_tuple);
-        if conn.in_tuple == conn.out_tuple
-            || (check_in && self.find(in_hash, &conn.in_tuple).is_some())
-        {
+        let in_hash = looked_up.unwrap_or_else(|| self.index.hash(in_tuple));
+        let out_hash = self.index.hash(out_tuple);
+        if in_tuple == out_tuple || (check_in && self.find(in_hash, in_tuple).is_some()) {
             return Err(ConnError::Exists);
         }
-        conn.last_seen = now;
-        conn.expires = now.saturating_add(conn.timeout(&self.timeouts));
-        let counted = (conn.proto() == Proto::Tcp).then_some(conn.state);
 
         let index = match self.free.pop() {
             Some(i) => i,
             None if self.slab.len() < self.capacity as usize => {
-                // Within the capacity reserved in `new`: this push does not allocate.
+                // Within the capacity reserved in `new`: this push does not allocate. The
+                // record is written below.
                 self.slab.push(Slot {
-                    conn,
+                    conn: Conn::new(*in_tuple, *out_tuple),
                     generation: 0,
                     live: false,
                     in_hash,
@@ -469,7 +477,7 @@ impl ConnTable {
             }
             None => {
                 // A duplicate is reported as such even when the table is full.
-                if self.find(out_hash, &conn.out_tuple).is_some() {
+                if self.find(out_hash, out_tuple).is_some() {
                     return Err(ConnError::Exists);
                 }
                 return Err(ConnError::TableFull);
@@ -481,11 +489,10 @@ impl ConnTable {
         let ConnTable {
             slab, index: idx, ..
         } = self;
-        let out = &conn.out_tuple;
         let added = idx.insert_unique(out_hash, r_out, |r| {
             // As in `find`: references name live slab entries.
             slab.get((r >> 1) as usize)
-                .is_some_and(|s| s.conn.tuple(dir_of_ref(r)) == out)
+                .is_some_and(|s| s.conn.tuple(dir_of_ref(r)) == out_tuple)
         });
         if let Err(exists) = added {
             self.free.push(index);
@@ -500,22 +507,35 @@ impl ConnTable {
             self.free.push(index);
             return Err(ConnError::TableFull);
         }
-        let Some(slot) = self.slab.get_mut(index as usize) else {
+        let ConnTable {
+            slab,
+            timeouts,
+            state_counts,
+            live,
+            wheel,
+            ..
+        } = self;
+        let Some(slot) = slab.get_mut(index as usize) else {
             return Err(ConnError::TableFull);
         };
+        make(&mut slot.conn);
+        let conn = &mut slot.conn;
+        conn.last_seen = now;
+        conn.expires = now.saturating_add(conn.timeout(timeouts));
+        let expires = conn.expires;
+        let counted = (conn.proto() == Proto::Tcp).then_some(conn.state);
         slot.generation = slot.generation.wrapping_add(1);
         slot.live = true;
-        slot.conn = conn;
         slot.in_hash = in_hash;
         slot.out_hash = out_hash;
         slot.counted = counted;
         let generation = slot.generation;
         if let Some(s) = counted {
-            self.state_counts[s.index()] += 1;
+            state_counts[s.index()] += 1;
         }
-        self.live += 1;
-        let due = self.wheel.tick_of_deadline(conn.expires);
-        self.wheel.link(index, due, 0);
+        *live += 1;
+        let due = wheel.tick_of_deadline(expires);
+        wheel.link(index, due, 0);
         Ok(ConnId { index, generation })
     }
 
