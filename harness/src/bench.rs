@@ -8,7 +8,10 @@
 //! prefix): client request → forwarder → traffic-gen answering as the real server →
 //! forwarder → traffic-gen, where the reply counts as received. The forwarder so handles
 //! two packets per request; testpmd one per packet. Ratios are taken on packets the device
-//! forwarded per second ([`Point::dut_packets_per_request`]).
+//! forwarded per second ([`Point::dut_packets_per_request`]). With `--one-way` traffic-gen
+//! does not answer: it counts the forwarded requests (rewritten towards the real servers)
+//! as received, so the forwarder handles one packet per request and the generator does
+//! the same work as for the ceiling — how DPVS is measured with testpmd `flowgen`.
 //!
 //! The pure parts — the MLRsearch-style [`Search`] state machine, loss-ratio decisions,
 //! the interleaving [`plan`] and the aggregation into [`Point`]s — have unit tests with
@@ -409,6 +412,10 @@ pub struct PointSpec {
     pub traffic: Traffic,
     /// Distinct flows (`--flows`).
     pub flows: u64,
+    /// One way: traffic-gen sends requests and counts the forwarded ones (towards the real
+    /// servers) without answering them — the forwarder handles one packet per request,
+    /// as DPVS is measured with testpmd `flowgen`; otherwise the loop is closed.
+    pub one_way: bool,
 }
 
 impl PointSpec {
@@ -420,7 +427,17 @@ impl PointSpec {
             Traffic::Established => "established".to_owned(),
             Traffic::NewConn => "newconn".to_owned(),
         };
-        format!("{}-udp64-{t}", self.mode.as_str())
+        let way = if self.one_way { "-oneway" } else { "" };
+        format!("{}-udp64-{t}{way}", self.mode.as_str())
+    }
+
+    /// Packets the forwarder handles per generated request.
+    pub fn dut_packets_per_request(&self) -> f64 {
+        if self.one_way {
+            1.0
+        } else {
+            2.0
+        }
     }
 }
 
@@ -1170,8 +1187,6 @@ impl Runner<'_> {
             topo::CLIENTS.into(),
             "--dst-mac".into(),
             topo::DUT_MAC.into(),
-            "--respond-to".into(),
-            topo::RS_NET.into(),
             "--link-timeout".into(),
             "20s".into(),
             "--start-delay".into(),
@@ -1182,6 +1197,10 @@ impl Runner<'_> {
         ];
         if latency {
             tg_args.extend(["--latency-every".into(), o.latency_every.max(1).to_string()]);
+        }
+        // The forwarder's closed loop: traffic-gen answers as the real servers.
+        if matches!(dut, Dut::Forwarder(p) if !p.one_way) {
+            tg_args.extend(["--respond-to".into(), topo::RS_NET.into()]);
         }
         tg_args.push("--".into());
         tg_args.extend(self.eal_base(
@@ -1450,7 +1469,14 @@ fn run_in(
                 .filter(|c| c.index == i || c.index == i + 1)
                 .map(|c| &c.search)
                 .collect();
-            aggregate(*spec, 2.0, r, &around, lat, commands)
+            aggregate(
+                *spec,
+                spec.dut_packets_per_request(),
+                r,
+                &around,
+                lat,
+                commands,
+            )
         })
         .collect();
     let environment = vec![
@@ -1551,6 +1577,11 @@ pub struct BenchArgs {
     /// Skip the testpmd ceiling.
     #[arg(long)]
     pub no_ceiling: bool,
+    /// Measure the forwarder one way: traffic-gen counts the forwarded requests and does
+    /// not answer them (one packet per request through the forwarder, as DPVS is measured
+    /// with testpmd flowgen; the generator then does the same work as for the ceiling).
+    #[arg(long)]
+    pub one_way: bool,
     /// No per-trial lines on stderr.
     #[arg(long)]
     pub quiet: bool,
@@ -1614,6 +1645,7 @@ impl BenchArgs {
                     mode,
                     traffic: Traffic::Established,
                     flows: (flows as u64).max(1),
+                    one_way: self.one_way,
                 });
             }
             if self.flows_new >= 1.0 {
@@ -1621,6 +1653,7 @@ impl BenchArgs {
                     mode,
                     traffic: Traffic::NewConn,
                     flows: self.flows_new as u64,
+                    one_way: self.one_way,
                 });
             }
         }
@@ -1937,6 +1970,7 @@ mod tests {
             mode: FwdMode::Fullnat,
             traffic: Traffic::Established,
             flows: 1,
+            one_way: false,
         };
         let (c1, c2) = (fake_result(10e6, 12e6), fake_result(14e6, 16e6));
         let p = aggregate(
@@ -2031,6 +2065,7 @@ mod tests {
                 mode,
                 traffic: Traffic::NewConn,
                 flows: 1_000_000,
+                one_way: false,
             };
             let text = forwarder_config(
                 &spec,
@@ -2078,6 +2113,34 @@ mod tests {
             ["fullnat-udp64-established", "fullnat-udp64-established-1M"]
         );
         assert_eq!(opts.points[1].flows, 1_000_000);
+        assert!(opts
+            .points
+            .iter()
+            .all(|p| p.dut_packets_per_request() == 2.0));
+        let one_way = Cli::try_parse_from([
+            "bench",
+            "--modes",
+            "fullnat",
+            "--one-way",
+            "--flows-new",
+            "1M",
+        ])
+        .unwrap()
+        .bench
+        .into_opts()
+        .unwrap();
+        let names: Vec<String> = one_way.points.iter().map(PointSpec::name).collect();
+        assert_eq!(
+            names,
+            [
+                "fullnat-udp64-established-oneway",
+                "fullnat-udp64-newconn-oneway"
+            ]
+        );
+        assert!(one_way
+            .points
+            .iter()
+            .all(|p| p.dut_packets_per_request() == 1.0));
         assert!(Cli::try_parse_from(["bench", "--flows-established", "1,x"]).is_err());
     }
 }

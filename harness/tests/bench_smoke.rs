@@ -52,6 +52,7 @@ fn closed_loop(tg: &Path, fwd: &Path, dir: &Path) {
         mode: FwdMode::Fullnat,
         traffic: Traffic::Established,
         flows: FLOWS,
+        one_way: false,
     };
     let cfg = dir.join("forwarder.toml");
     std::fs::write(
