@@ -698,17 +698,17 @@ impl Worker {
                 svc.sched.pick(tuple).ok_or(DropReason::NoRealServer)?
             }
         };
-        let rs = *svc.rs.get(i).ok_or(DropReason::NoRealServer)?;
+        let rs_addr = svc.rs.get(i).ok_or(DropReason::NoRealServer)?.addr;
         let (out, local) = match mode {
             Mode::FullNat => {
-                let (la, lp) = self.pool.alloc(tuple.proto, rs.addr).map_err(|e| match e {
+                let (la, lp) = self.pool.alloc(tuple.proto, rs_addr).map_err(|e| match e {
                     LaddrError::NotSteerable => DropReason::NotSteerable,
                     _ => DropReason::LaddrExhausted,
                 })?;
                 let out = Tuple {
                     proto: tuple.proto,
-                    src: rs.addr.ip(),
-                    sport: rs.addr.port(),
+                    src: rs_addr.ip(),
+                    sport: rs_addr.port(),
                     dst: la,
                     dport: lp,
                 };
@@ -717,8 +717,8 @@ impl Worker {
             Mode::Nat | Mode::Dr | Mode::Tunnel => (
                 Tuple {
                     proto: tuple.proto,
-                    src: rs.addr.ip(),
-                    sport: rs.addr.port(),
+                    src: rs_addr.ip(),
+                    sport: rs_addr.port(),
                     dst: tuple.src,
                     dport: tuple.sport,
                 },
@@ -742,13 +742,7 @@ impl Worker {
         });
         match inserted {
             Ok(id) => {
-                if let Some(s) = self
-                    .services
-                    .get_mut(slot as usize)
-                    .and_then(Option::as_mut)
-                {
-                    s.sched.conn_opened(i, false);
-                }
+                svc.sched.conn_opened(i, false);
                 if let Some(e) = self.extra.get_mut(id.index() as usize) {
                     e.client_port = meta.port;
                 }
@@ -766,7 +760,7 @@ impl Worker {
             }
             Err(e) => {
                 if let Some(l) = local {
-                    let _ = self.pool.release(tuple.proto, l.ip(), l.port(), rs.addr);
+                    let _ = self.pool.release(tuple.proto, l.ip(), l.port(), rs_addr);
                 }
                 Err(match e {
                     ConnError::TableFull => DropReason::ConnTableFull,
