@@ -373,16 +373,10 @@ impl Master {
                 (IpAddr::V6(s), IpAddr::V6(t)) => neigh::neighbor_solicit(mac, s, t),
                 _ => continue,
             };
-            let Some(mut m) = Mbuf::alloc(pool) else {
-                return;
-            };
-            if m.extend_from_slice(&frame).is_ok() {
-                m.set_port(id);
-                if self.out.enqueue(m).is_ok() {
-                    self.neigh_requests += 1;
-                } else {
-                    self.control_dropped += 1;
-                }
+            match self.send_frame(pool, id, &frame) {
+                None => return,
+                Some(true) => self.neigh_requests += 1,
+                Some(false) => self.control_dropped += 1,
             }
         }
     }
@@ -434,18 +428,28 @@ impl Master {
         for i in 0..self.ports.len() {
             let (id, mac) = (self.ports[i].id, self.ports[i].mac);
             for frame in neigh::announcements(mac, &self.owned) {
-                let Some(mut m) = Mbuf::alloc(pool) else {
-                    return;
-                };
-                if m.extend_from_slice(&frame).is_ok() {
-                    m.set_port(id);
-                    if self.out.enqueue(m).is_ok() {
-                        sent += 1;
+                match self.send_frame(pool, id, &frame) {
+                    None => {
+                        self.announced = sent;
+                        return;
                     }
+                    Some(true) => sent += 1,
+                    Some(false) => {}
                 }
             }
         }
         self.announced = sent;
+    }
+
+    /// Sends a frame the master built out of port `id`, through worker 0: `None` when the
+    /// pool has no mbuf, `Some(false)` when the frame does not fit or the ring is full.
+    fn send_frame(&mut self, pool: &Mempool, id: u16, frame: &[u8]) -> Option<bool> {
+        let mut m = Mbuf::alloc(pool)?;
+        if m.extend_from_slice(frame).is_err() {
+            return Some(false);
+        }
+        m.set_port(id);
+        Some(self.out.enqueue(m).is_ok())
     }
 
     /// Applies a change on every worker: first on worker 0; only if it accepts, on the
